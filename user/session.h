@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * session.h — the session record: one per TCP connection, keyed by the
+ * socket cookie.
+ *
+ * Size budget (design.md §3): ≤ 128 bytes per session *including* every
+ * index and wheel link. The record itself is 124 bytes; the hash-bucket array
+ * of the session map adds 2–4 bytes per session. To get there:
+ *  - links are 32-bit slab indices, not pointers (records live in a per-shard
+ *    slab, never malloc'ed one by one: malloc's own header would eat 16 B);
+ *  - the process name is interned (comm_id), pid kept inline;
+ *  - the struct is packed to 4-byte alignment (124, not 128): 64-bit fields
+ *    are only ever read or written under the shard lock, so they need not be
+ *    naturally aligned for atomicity; x86-64 and arm64 load them unaligned.
+ * `state` (the drain state) is the one field changed with atomic
+ * compare-and-swap (see state.h).
+ */
+#ifndef CONNBEAT_SESSION_H
+#define CONNBEAT_SESSION_H
+
+#include <stdint.h>
+
+#pragma GCC poison u8 u16 u32 u64
+
+/* Index of a record in its shard's slab; 0 is never a valid record, so
+ * zero-filled memory is an empty bucket / end of list. */
+typedef uint32_t cb_sidx_t;
+#define CB_SIDX_NIL ((cb_sidx_t)0)
+
+/* Drain states (design.md §3). */
+enum cb_drain_state {
+	CB_ST_ACTIVE = 0,
+	CB_ST_STALE = 1,
+	CB_ST_DRAINING = 2,
+	CB_ST_CLOSED = 3,
+	CB_ST_COUNT = 4,
+};
+
+/* cb_session.flags */
+enum cb_session_flags {
+	CB_SF_FAMILY6 = 1 << 0,       /* IPv6 (incl. v4-mapped); else IPv4 */
+	CB_SF_FIRST_UNKNOWN = 1 << 1, /* seeded (sock_diag / map): opened before we saw it */
+	CB_SF_OWNER_KNOWN = 1 << 2,   /* pid/comm_id are valid */
+	CB_SF_OPERATOR_DRAIN = 1 << 3, /* DRAINING because an operator asked */
+	CB_SF_IN_WHEEL = 1 << 4,      /* linked into its shard's timing wheel */
+};
+
+struct __attribute__((packed, aligned(4))) cb_session {
+	uint64_t cookie;         /* socket cookie: the key */
+	cb_sidx_t hnext;         /* next in hash chain */
+	cb_sidx_t wnext;         /* timing-wheel slot list */
+	cb_sidx_t wprev;         /* (see wheel.h for how slot heads are encoded) */
+	uint32_t pid;            /* first process seen using it (tgid) */
+	uint64_t first_seen_ns;  /* CLOCK_MONOTONIC */
+	uint64_t last_data_ns;   /* payload moved either way */
+	uint64_t last_seen_ns;   /* any sign of life (incl. pure ACKs, keepalives) */
+	uint64_t tx_bytes;
+	uint64_t rx_bytes;
+	uint8_t saddr[16];       /* local; IPv4 in the first 4 bytes */
+	uint8_t daddr[16];       /* peer */
+	uint32_t segs_in;
+	uint32_t segs_out;
+	uint32_t retrans;
+	uint32_t netns;          /* network namespace inode */
+	uint16_t sport;          /* host byte order */
+	uint16_t dport;
+	uint16_t comm_id;        /* interned process name, 0 = unknown */
+	uint8_t tcp_state;       /* enum cb_tcp_state (kernel numbering) */
+	_Atomic uint8_t state;   /* enum cb_drain_state: changed only by CAS */
+	uint8_t flags;           /* enum cb_session_flags */
+	uint8_t resets;          /* RSTs sent or received, saturating */
+	uint16_t __pad;
+};
+
+_Static_assert(sizeof(struct cb_session) == 124, "cb_session must stay 124 bytes");
+
+#endif /* CONNBEAT_SESSION_H */
