@@ -74,6 +74,8 @@ enum cb_rec_flags {
 	CB_RF_RST_SENT = 1 << 2,     /* RESET: we sent the RST */
 	CB_RF_RST_RECEIVED = 1 << 3, /* RESET: the peer sent the RST */
 	CB_RF_DATA = 1 << 4,         /* BEAT: caused by payload (send/recv or data segment) */
+	CB_RF_SYNTH = 1 << 5,        /* never set by the kernel: a record the daemon built
+				      * itself from sock_diag or the heartbeats map */
 };
 
 /* The endpoints of a connection. src = local side, dst = peer (like `ss`). */
