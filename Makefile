@@ -29,7 +29,13 @@ FUZZ_SECONDS ?= 60
 SANITIZER ?=
 
 comma := ,
-ifeq ($(SANITIZER),)
+ifeq ($(FUZZ),1)
+# libFuzzer build: clang, everything instrumented, targets linked with the fuzzer main.
+CC := $(CLANG)
+OUT := build/fuzz
+SAN_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+else ifeq ($(SANITIZER),)
 OUT := build
 SAN_FLAGS :=
 else
@@ -71,10 +77,12 @@ STRESS_SRCS := $(wildcard tests/stress/*.c)
 STRESS_BINS := $(patsubst %.c,$(OUT)/%,$(STRESS_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst %.c,$(OUT)/%,$(TOOL_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst %.c,build/fuzz/%,$(FUZZ_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst %.c,$(OUT)/%,$(BENCH_SRCS))
 
-.PHONY: all deps deps-check deps-bench run check tests unit-bins stress-bins \
+.PHONY: all deps deps-check deps-bench run check tests unit-bins stress-bins fuzz-bins \
 	bench install uninstall fuzz vmlinux clean analyze format help
 
 all: $(BINS) $(SKEL)
@@ -133,6 +141,10 @@ $(OUT)/tests/tools/%: $(OUT)/tests/tools/%.o $(LIB)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(USER_LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(OUT)/tests/fuzz/%: $(OUT)/tests/fuzz/%.o $(LIB)
+	$(call msg,FUZZER,$@)
+	$(Q)$(CC) -fsanitize=fuzzer,address,undefined $^ $(LDLIBS) -o $@
+
 $(OUT)/bench/%: $(OUT)/bench/%.o $(LIB)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(USER_LDFLAGS) $^ $(LDLIBS) -o $@
@@ -141,6 +153,8 @@ $(GEN):
 	$(Q)mkdir -p $@
 
 unit-bins: $(UNIT_BINS)
+fuzz-bins:
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 $(FUZZ_BINS)
 stress-bins: $(STRESS_BINS)
 tests: $(BINS) $(UNIT_BINS) $(STRESS_BINS) $(TOOL_BINS)
 
@@ -157,11 +171,23 @@ check: deps deps-check
 	$(Q)$(MAKE) --no-print-directory tests
 	$(Q)$(MAKE) --no-print-directory SANITIZER=address,undefined unit-bins
 	$(Q)$(MAKE) --no-print-directory SANITIZER=thread stress-bins
+	$(Q)$(MAKE) --no-print-directory fuzz-bins
 	$(Q)tests/run
 
 bench: deps deps-bench
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS) $(TOOL_BINS)
 	$(Q)bench/run
+
+# Run every libFuzzer target for FUZZ_SECONDS; new inputs go to build/fuzz/corpus-NAME
+# (copy the interesting ones into tests/fuzz/corpus/NAME/ to keep them).
+fuzz: deps deps-check fuzz-bins
+	$(Q)for f in $(FUZZ_BINS); do n=$$(basename $$f); n=$${n#fuzz_}; \
+		mkdir -p build/fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
+		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			build/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | \
+			grep -E '^(stat::number_of_executed_units|stat::new_units_added|==|SUMMARY)' ; \
+		done
 
 vmlinux:
 	$(call msg,GEN,vmlinux/$(ARCH)/vmlinux.h)
