@@ -134,7 +134,10 @@ struct cb_hb_key {
 /*
  * Value of the pinned `heartbeats` map (BPF_MAP_TYPE_LRU_PERCPU_HASH): one
  * slot per possible CPU, each written only by its own CPU, so no atomics.
- * Merge across CPUs: newest time, summed counters, first non-zero pid.
+ * Merge across CPUs: newest time, summed counters, first non-zero pid,
+ * OR of flags. Both clocks start at the open (SYN_SENT/SYN_RECV), so a
+ * connection that never moves data is idle since it was opened; a seeded
+ * entry (CB_HBF_SEEDED) starts at its first heartbeat instead.
  * Kept at 48 bytes: the kernel stores entries x possible CPUs x this size.
  */
 struct cb_heartbeat {
@@ -153,6 +156,8 @@ struct cb_heartbeat {
 enum cb_hb_flags {
 	CB_HBF_SEEDED = 1 << 0, /* created by the heartbeat path: the socket predates
 				 * the programs or its OPEN was missed */
+	CB_HBF_BEAT = 1 << 1,   /* this CPU's slot has emitted a BEAT: beat_stamp is
+				 * valid (a slot without it beats at its first activity) */
 };
 
 /* Indices of the per-CPU `stats` array (BPF_MAP_TYPE_PERCPU_ARRAY of __u64). */
