@@ -23,6 +23,9 @@
 #include "parse.h"
 #include "trace.h"
 
+/* Kernel-style typedefs must not leak into user code (style.md #10). */
+#pragma GCC poison u8 u16 u32 u64
+
 #define EXIT_USAGE 2
 
 /* getopt_long codes of the options without a short form. */

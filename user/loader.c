@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -24,6 +25,9 @@
 #include "connbeat.skel.h"
 #include "log.h"
 #include "parse.h"
+
+/* Kernel-style typedefs must not leak into user code (style.md #10). */
+#pragma GCC poison u8 u16 u32 u64
 
 #define BPFFS_MOUNT "/sys/fs/bpf"
 #define VMLINUX_BTF "/sys/kernel/btf/vmlinux"
@@ -660,6 +664,18 @@ struct ring_buffer *cb_loader_rings(struct cb_loader *l, ring_buffer_sample_fn o
 		return NULL;
 	}
 	return l->rings;
+}
+
+int cb_rings_poll(struct ring_buffer *rb, int timeout_ms)
+{
+	struct epoll_event ev;
+	int n;
+
+	/* Only wait here; consume below reads all rings in one pass. */
+	n = epoll_wait(ring_buffer__epoll_fd(rb), &ev, 1, timeout_ms);
+	if (n < 0)
+		return -errno;
+	return ring_buffer__consume(rb);
 }
 
 int cb_loader_map_fd(const struct cb_loader *l, enum cb_loader_map m)

@@ -35,8 +35,6 @@
 
 #include "connbeat_abi.h"
 
-#pragma GCC poison u8 u16 u32 u64
-
 #define CB_DEFAULT_PIN_DIR "/sys/fs/bpf/connbeat"
 #define CB_DEFAULT_MAX_SESSIONS 262144u
 #define CB_DEFAULT_BEAT_INTERVAL_NS 1000000000ull
@@ -103,6 +101,13 @@ void cb_loader_close(struct cb_loader *l);
  * errno on failure. A callback returning < 0 stops that consumption pass. */
 struct ring_buffer *cb_loader_rings(struct cb_loader *l, ring_buffer_sample_fn on_event,
 				    void *event_ctx, ring_buffer_sample_fn on_beat, void *beat_ctx);
+
+/* Wait up to timeout_ms for a wakeup, then consume every ring, woken or
+ * not; returns the number of records consumed or -errno (-EINTR on a
+ * signal). Use this, not ring_buffer__poll() alone: the programs wake the
+ * reader only when a ring is a quarter full, and ring_buffer__poll() reads
+ * only the rings epoll reported, so a quiet ring would wait until then. */
+int cb_rings_poll(struct ring_buffer *rb, int timeout_ms);
 
 /* The fd of a pinned map, owned by the loader. -EINVAL for a bad index. */
 int cb_loader_map_fd(const struct cb_loader *l, enum cb_loader_map m);

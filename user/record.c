@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Kernel-style typedefs must not leak into user code (style.md #10). */
+#pragma GCC poison u8 u16 u32 u64
+
 static const char *const kind_name[CB_REC_KIND_MAX] = {
 	[CB_REC_OPEN] = "OPEN",   [CB_REC_STATE] = "STATE", [CB_REC_CLOSE] = "CLOSE",
 	[CB_REC_RESET] = "RESET", [CB_REC_BEAT] = "BEAT",   [CB_REC_RETRANS] = "RETRANS",

@@ -21,8 +21,6 @@
 
 #include "connbeat_abi.h"
 
-#pragma GCC poison u8 u16 u32 u64
-
 /* Every cb_rec_flags bit the kernel or the daemon may set. */
 #define CB_RF_ALL                                                                         \
 	(CB_RF_PROCESS_CTX | CB_RF_FROM_DESTROY | CB_RF_RST_SENT | CB_RF_RST_RECEIVED |   \

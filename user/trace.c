@@ -10,6 +10,9 @@
 #include "log.h"
 #include "record.h"
 
+/* Kernel-style typedefs must not leak into user code (style.md #10). */
+#pragma GCC poison u8 u16 u32 u64
+
 static volatile sig_atomic_t exiting;
 
 static void on_signal(int sig)
@@ -93,7 +96,7 @@ int cb_trace_run(struct cb_loader *l, FILE *out)
 		cb_loader_pin_dir(l));
 
 	while (!exiting) {
-		err = ring_buffer__poll(rb, CB_TRACE_POLL_MS);
+		err = cb_rings_poll(rb, CB_TRACE_POLL_MS);
 		if (err == -EINTR || err == -EPIPE)
 			err = 0;
 		if (err < 0) {

@@ -21,6 +21,7 @@ The daemon:
         .wait_for(pred, timeout)   first record matching pred
         .stop(sig)             signal, wait, return the exit status
         .stderr_text()         everything it logged
+        .summary()             its final stats line, parsed (after stop())
         .cleanup()             stop if running, remove the pin dir
     run_connbeatd(*args, prefix=()) -> CompletedProcess (for quick exits)
 
@@ -196,6 +197,20 @@ def parse_trace_line(line):
     return r
 
 
+_SUMMARY = re.compile(
+    r"trace: read: events (\d+), beats (\d+), invalid (\d+); since the maps were created: "
+    r"events emitted (\d+) dropped (\d+), beats emitted (\d+) dropped (\d+), "
+    r"heartbeats seeded (\d+) insert failures (\d+)")
+_SUMMARY_KEYS = ("read_events", "read_beats", "invalid", "events_emitted", "events_dropped",
+                 "beats_emitted", "beats_dropped", "seeded", "insert_failures")
+
+
+def parse_trace_summary(line):
+    """The final stats line --trace prints on stderr -> dict, or None."""
+    m = _SUMMARY.search(line)
+    return dict(zip(_SUMMARY_KEYS, map(int, m.groups()))) if m else None
+
+
 # ------------------------------------------------------------ daemon ----
 
 _pin_seq = itertools.count()
@@ -324,6 +339,14 @@ class Daemon:
     def stderr_text(self):
         with self._cv:
             return "\n".join(self.err)
+
+    def summary(self):
+        """The parsed final stats line (after stop()), or None."""
+        for line in reversed(self.err):
+            r = parse_trace_summary(line)
+            if r:
+                return r
+        return None
 
     def send_signal(self, sig):
         self.proc.send_signal(sig)
