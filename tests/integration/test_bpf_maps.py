@@ -5,7 +5,8 @@ long as their connection and print with field names; sockets older than
 the programs are seeded; pinned maps survive a restart and are recreated
 when their size or layout no longer matches."""
 import os
-import signal
+import socket
+import struct
 import subprocess
 import sys
 
@@ -151,6 +152,33 @@ def test_recreate_on_mismatch():
         t.remove_pin_dir(pin)
 
 
+def test_destroy_repairs_missed_close():
+    # A heartbeats entry still present when the socket is destroyed means its
+    # CLOSE run was missed (or a late heartbeat re-created it): the destroy
+    # program deletes it and reports the close. Plant such an entry for a
+    # socket that never connected, then close the socket.
+    with t.Daemon("--max-sessions", "1024") as d:
+        s = socket.socket()
+        ck = t.cookie(s)
+        key = struct.pack("<Q", ck)
+        val = struct.pack("<QQQQIIIHH", 100, 200, 1234, 99, 7, 0, 0, 0, 0)
+        subprocess.run(["bpftool", "map", "update", "pinned", d.pin_dir + "/heartbeats",
+                        "key", "hex"] + ["%02x" % b for b in key] + ["value", "hex"]
+                       + ["%02x" % b for b in val], check=True)
+        t.ok(ck in t.heartbeats(d.pin_dir), "destroy: planted entry is there")
+        s.close()
+        r = d.wait_for(lambda r: r["cookie"] == ck, 10)
+        if t.ok(r, "destroy: a record for the destroyed socket"):
+            t.eq((r["kind"], r["new"], "destroy" in r["flags"]), ("CLOSE", "CLOSE", True),
+                 "destroy: it is a CLOSE flagged destroy", r["line"])
+            ncpu = t.possible_cpus()
+            t.eq((r["tx"], r["rx"]), (1234 * ncpu, 99 * ncpu),
+                 "destroy: it carries the entry's counters, summed over CPUs")
+        t.ok(ck not in t.heartbeats(d.pin_dir), "destroy: the entry is deleted")
+        t.eq([x for x in d.records_for(ck) if x["kind"] == "CLOSE"], [r] if r else [],
+             "destroy: exactly one CLOSE")
+
+
 t.run(test_entries_live_and_vanish, test_seeded_preexisting, test_restart_reuses_maps,
-      test_recreate_on_mismatch)
+      test_recreate_on_mismatch, test_destroy_repairs_missed_close)
 t.done()
