@@ -363,7 +363,7 @@ static const char *bare_for(const char *prog)
 
 static void report_progs(struct sampler *s, const char *tag)
 {
-	double med[CB_LOADER_MAX_PROGS];
+	double med[CB_LOADER_MAX_PROGS] = { 0 };
 
 	for (int i = 0; i < s->nprog; i++)
 		med[i] = median(s, i);

@@ -59,7 +59,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define EEXIST 17
 
 /* Upper bound of the per-CPU summing loop, for the verifier; the real bound
- * is nr_cpus (known to the verifier: rodata is frozen before load). */
+ * is nr_cpus (known to the verifier: rodata is frozen before load). The
+ * loader warns on hosts with more possible CPUs (CB_BPF_MAX_CPUS). */
 #define CB_MAX_CPUS 1024
 
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))

@@ -32,6 +32,8 @@
 #define BPFFS_MOUNT "/sys/fs/bpf"
 #define VMLINUX_BTF "/sys/kernel/btf/vmlinux"
 #define TP_BTF_PREFIX "tp_btf/"
+/* CB_MAX_CPUS in bpf/connbeat.bpf.c: the summing loop's verifier bound. */
+#define CB_BPF_MAX_CPUS 1024
 
 struct cb_loader {
 	struct cb_loader_opts cfg; /* defaults filled in; pin_dir points to pin_dir[] */
@@ -498,6 +500,9 @@ static int skel_open(struct cb_loader *l)
 	units = (l->cfg.beat_interval_ns + (1ull << 19)) >> 20;
 	skel->rodata->beat_interval = units > UINT32_MAX ? UINT32_MAX : (__u32)units;
 	skel->rodata->nr_cpus = cb_loader_nr_cpus();
+	if (cb_loader_nr_cpus() > CB_BPF_MAX_CPUS)
+		cb_warn("%d possible CPUs: records sum the heartbeat slots of the first %d only",
+			cb_loader_nr_cpus(), CB_BPF_MAX_CPUS);
 	skel->rodata->events_wake_bytes = l->cfg.events_ring_bytes / 4;
 	skel->rodata->beats_wake_bytes = l->cfg.beats_ring_bytes / 4;
 	if ((err = bpf_map__set_max_entries(skel->maps.heartbeats, l->cfg.max_sessions)) ||
@@ -539,16 +544,37 @@ static int skel_load(struct cb_loader *l)
 	return 0;
 }
 
+/* The kernel's own accounting of a map (fdinfo "memlock:"), 0 if unknown. */
+static uint64_t map_memlock(int fd)
+{
+	char path[64], line[128];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "memlock: %llu", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
 static void log_memory(const struct cb_loader *l)
 {
-	uint64_t ncpu = cb_loader_nr_cpus(), hb;
-	char a[16], b[16], c[16];
+	uint64_t ncpu = cb_loader_nr_cpus(), hb, total;
+	char a[16], b[16], c[16], d[16];
 
 	hb = (uint64_t)l->cfg.max_sessions * ncpu * sizeof(struct cb_heartbeat);
-	cb_info("heartbeats map: %u entries x %d possible CPUs x %zu B = %s of kernel memory; "
-		"rings: events %s, beats %s",
+	total = map_memlock(bpf_map__fd(l->skel->maps.heartbeats));
+	cb_info("heartbeats map: %u entries x %d possible CPUs x %zu B = %s of values "
+		"(%s with the hash table's own overhead); rings: events %s, beats %s",
 		l->cfg.max_sessions, (int)ncpu, sizeof(struct cb_heartbeat),
-		cb_format_size(hb, a, sizeof(a)), cb_format_size(l->cfg.events_ring_bytes, b, sizeof(b)),
+		cb_format_size(hb, a, sizeof(a)),
+		total ? cb_format_size(total, d, sizeof(d)) : "?",
+		cb_format_size(l->cfg.events_ring_bytes, b, sizeof(b)),
 		cb_format_size(l->cfg.beats_ring_bytes, c, sizeof(c)));
 }
 
