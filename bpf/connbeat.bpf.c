@@ -38,7 +38,7 @@
  *    (ESTABLISHED, or CLOSE when the connect fails) carries the full tuple.
  *  - SO_LINGER 0 and close() with unread data enter CLOSE first and send
  *    their RST afterwards, so that RESET arrives after the CLOSE record with
- *    the heartbeat entry already gone (its counters are then zero).
+ *    the heartbeat entry already gone (only tcp_sock's counters are filled).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
