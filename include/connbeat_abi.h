@@ -11,7 +11,11 @@
  *  - Every ring record is one `struct cb_record`: it starts with a kind, the
  *    ABI version and its own size, so the reader can reject short, long or
  *    foreign records before it trusts a single field (count and drop).
- *  - Times are bpf_ktime_get_ns(): CLOCK_MONOTONIC nanoseconds.
+ *  - Times are CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns()) with one-tick
+ *    resolution: the programs read the clock once per jiffy per CPU and reuse
+ *    it (bpf/connbeat.bpf.c clock_now()), so a time is never ahead of the
+ *    true one and at most 1/HZ (1-10 ms) behind; records of one connection
+ *    written within one tick carry the same ts.
  *  - The socket cookie (bpf_get_socket_cookie() == sock_diag idiag_cookie)
  *    is the one identity of a connection everywhere.
  *  - Ports are host byte order. IPv4 addresses use the first 4 bytes of the
@@ -82,7 +86,8 @@ enum cb_rec_flags {
 struct cb_tuple {
 	__u8 saddr[16];
 	__u8 daddr[16];
-	__u16 sport;
+	__u16 sport; /* 0 in an active OPEN unless bound: connect() enters SYN_SENT
+		      * before it picks the port; later records carry it */
 	__u16 dport;
 	__u32 netns; /* inode number of the socket's network namespace */
 	__u8 family; /* 4 or 6 */
@@ -120,7 +125,9 @@ struct cb_record {
 	__u64 cookie; /* bpf_get_socket_cookie() */
 	__u64 ts_ns;  /* when the record was written */
 	struct cb_tuple tuple;
-	struct cb_counters ctr; /* zero in OPEN; filled in CLOSE, BEAT, RETRANS, RESET */
+	struct cb_counters ctr; /* zero in OPEN and STATE; filled in CLOSE, BEAT, RETRANS,
+				 * RESET (a RESET sent after CLOSE, as SO_LINGER 0 does, has
+				 * only the tcp_sock counters: the map entry is gone) */
 	__u32 pid; /* tgid, valid with CB_RF_PROCESS_CTX */
 	__u32 __pad1;
 	char comm[CB_COMM_LEN]; /* valid with CB_RF_PROCESS_CTX */
@@ -134,7 +141,10 @@ struct cb_hb_key {
 /*
  * Value of the pinned `heartbeats` map (BPF_MAP_TYPE_LRU_PERCPU_HASH): one
  * slot per possible CPU, each written only by its own CPU, so no atomics.
- * Merge across CPUs: newest time, summed counters, first non-zero pid.
+ * Merge across CPUs: newest time, summed counters, first non-zero pid,
+ * OR of flags. Both clocks start at the open (SYN_SENT/SYN_RECV), so a
+ * connection that never moves data is idle since it was opened; a seeded
+ * entry (CB_HBF_SEEDED) starts at its first heartbeat instead.
  * Kept at 48 bytes: the kernel stores entries x possible CPUs x this size.
  */
 struct cb_heartbeat {
@@ -153,6 +163,8 @@ struct cb_heartbeat {
 enum cb_hb_flags {
 	CB_HBF_SEEDED = 1 << 0, /* created by the heartbeat path: the socket predates
 				 * the programs or its OPEN was missed */
+	CB_HBF_BEAT = 1 << 1,   /* this CPU's slot has emitted a BEAT: beat_stamp is
+				 * valid (a slot without it beats at its first activity) */
 };
 
 /* Indices of the per-CPU `stats` array (BPF_MAP_TYPE_PERCPU_ARRAY of __u64). */
