@@ -2,6 +2,7 @@
 /* parse.c — see parse.h. */
 #include "parse.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -164,4 +165,49 @@ char *cb_format_size(uint64_t bytes, char *buf, size_t len)
 	}
 	snprintf(buf, len, "%.1f%s", v, unit[i]);
 	return buf;
+}
+
+int cb_parse_addr(const char *s, uint8_t *family, uint8_t addr[16])
+{
+	char buf[CB_ADDR_STRLEN + 2];
+	size_t n;
+	uint8_t a[16] = { 0 };
+
+	if (!s)
+		return -EINVAL;
+	n = strlen(s);
+	if (n >= sizeof(buf))
+		return -EINVAL;
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') { /* [v6], as in URLs and ss */
+		memcpy(buf, s + 1, n - 2);
+		buf[n - 2] = '\0';
+		if (inet_pton(AF_INET6, buf, a) != 1)
+			return -EINVAL;
+		*family = 6;
+	} else if (inet_pton(AF_INET, s, a) == 1) {
+		*family = 4;
+	} else if (inet_pton(AF_INET6, s, a) == 1) {
+		*family = 6;
+	} else {
+		return -EINVAL;
+	}
+	memcpy(addr, a, 16);
+	return 0;
+}
+
+char *cb_format_addr(unsigned int family, const uint8_t addr[16], char *buf, size_t len)
+{
+	if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, buf, len))
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+int cb_parse_port(const char *s, uint16_t *port)
+{
+	uint64_t v;
+	int err = cb_parse_u64(s, 1, 65535, &v);
+
+	if (!err)
+		*port = (uint16_t)v;
+	return err;
 }

@@ -35,4 +35,17 @@ char *cb_format_size(uint64_t bytes, char *buf, size_t len);
 /* A decimal integer in [min, max]; no sign, no spaces, no trailing junk. */
 int cb_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
+/* An IP address: "10.0.0.1", "::1", "[::1]", "::ffff:10.0.0.1". IPv4 gives
+ * family 4 and the address in addr[0..4) (the rest zeroed); IPv6, including
+ * v4-mapped, gives family 6 (connbeat keeps v4-mapped addresses as IPv6,
+ * the way `ss` shows them). */
+int cb_parse_addr(const char *s, uint8_t *family, uint8_t addr[16]);
+
+/* The usual notation (inet_ntop) of a family-4/6 address. Returns buf. */
+#define CB_ADDR_STRLEN 46
+char *cb_format_addr(unsigned int family, const uint8_t addr[16], char *buf, size_t len);
+
+/* A TCP port, 1..65535. */
+int cb_parse_port(const char *s, uint16_t *port);
+
 #endif /* CONNBEAT_PARSE_H */

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "names.h"
+#include "parse.h"
+
 /* Kernel-style typedefs must not leak into user code (style.md #10). */
 #pragma GCC poison u8 u16 u32 u64
 
@@ -16,14 +19,6 @@ static const char *const kind_name[CB_REC_KIND_MAX] = {
 	[CB_REC_RESET] = "RESET", [CB_REC_BEAT] = "BEAT",   [CB_REC_RETRANS] = "RETRANS",
 };
 
-static const char *const tcp_state_name[CB_TCP_MAX_STATES] = {
-	[CB_TCP_ESTABLISHED] = "ESTABLISHED", [CB_TCP_SYN_SENT] = "SYN_SENT",
-	[CB_TCP_SYN_RECV] = "SYN_RECV",       [CB_TCP_FIN_WAIT1] = "FIN_WAIT1",
-	[CB_TCP_FIN_WAIT2] = "FIN_WAIT2",     [CB_TCP_TIME_WAIT] = "TIME_WAIT",
-	[CB_TCP_CLOSE] = "CLOSE",             [CB_TCP_CLOSE_WAIT] = "CLOSE_WAIT",
-	[CB_TCP_LAST_ACK] = "LAST_ACK",       [CB_TCP_LISTEN] = "LISTEN",
-	[CB_TCP_CLOSING] = "CLOSING",         [CB_TCP_NEW_SYN_RECV] = "NEW_SYN_RECV",
-};
 
 static const struct {
 	unsigned int bit;
@@ -39,10 +34,6 @@ const char *cb_record_kind_name(unsigned int kind)
 	return kind < CB_REC_KIND_MAX ? kind_name[kind] : NULL;
 }
 
-const char *cb_tcp_state_name(unsigned int state)
-{
-	return state < CB_TCP_MAX_STATES ? tcp_state_name[state] : NULL;
-}
 
 int cb_record_check(const void *data, size_t len, const char **why)
 {
@@ -81,17 +72,10 @@ out:
 char *cb_format_addrport(unsigned int family, const uint8_t addr[16], uint16_t port, char *buf,
 			 size_t len)
 {
-	char a[INET6_ADDRSTRLEN];
+	char a[CB_ADDR_STRLEN];
 
-	if (family == 4) {
-		if (!inet_ntop(AF_INET, addr, a, sizeof(a)))
-			snprintf(a, sizeof(a), "?");
-		snprintf(buf, len, "%s:%u", a, port);
-	} else {
-		if (!inet_ntop(AF_INET6, addr, a, sizeof(a)))
-			snprintf(a, sizeof(a), "?");
-		snprintf(buf, len, "[%s]:%u", a, port);
-	}
+	cb_format_addr(family, addr, a, sizeof(a));
+	snprintf(buf, len, family == 4 ? "%s:%u" : "[%s]:%u", a, port);
 	return buf;
 }
 

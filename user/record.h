@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "connbeat_abi.h"
+#include "names.h" /* cb_tcp_state_name() */
 
 /* Every cb_rec_flags bit the kernel or the daemon may set. */
 #define CB_RF_ALL                                                                         \
@@ -34,10 +35,6 @@ int cb_record_check(const void *data, size_t len, const char **why);
 
 /* "OPEN", "STATE", "CLOSE", "RESET", "BEAT", "RETRANS"; NULL if unknown. */
 const char *cb_record_kind_name(unsigned int kind);
-
-/* Kernel TCP state names as ss prints them: "ESTABLISHED", "SYN_SENT",
- * "CLOSE_WAIT", ...; NULL if unknown (0 or ≥ CB_TCP_MAX_STATES). */
-const char *cb_tcp_state_name(unsigned int state);
 
 /* One endpoint in the usual notation: "10.0.0.1:80", "[::1]:443",
  * "[::ffff:10.0.0.1]:80". `family` is 4 or 6. Returns buf. 56 bytes always
