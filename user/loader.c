@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* loader.c — see loader.h. */
 #include "loader.h"
+#include "hbmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -770,21 +771,7 @@ int cb_heartbeat_read_fd(int heartbeats_fd, uint64_t cookie, struct cb_heartbeat
 		err = -errno;
 		goto out;
 	}
-	for (int c = 0; c < ncpu; c++) {
-		const struct cb_heartbeat *h = &slots[c];
-
-		if (h->last_data_ns > out->last_data_ns)
-			out->last_data_ns = h->last_data_ns;
-		if (h->last_seen_ns > out->last_seen_ns)
-			out->last_seen_ns = h->last_seen_ns;
-		out->tx_bytes += h->tx_bytes;
-		out->rx_bytes += h->rx_bytes;
-		out->retrans += h->retrans;
-		out->resets += h->resets;
-		out->flags |= h->flags;
-		if (!out->pid)
-			out->pid = h->pid;
-	}
+	cb_heartbeat_merge(slots, ncpu, out);
 out:
 	free(slots);
 	return err;

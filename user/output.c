@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* output.c — see output.h. */
+#include "output.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+void cb_json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		default:
+			/* process names are arbitrary bytes: control characters
+			 * and non-ASCII bytes are escaped so the output is always
+			 * valid JSON (bytes >= 0x80 as U+0080..U+00FF) */
+			if (*p < 0x20 || *p >= 0x7f)
+				fprintf(f, "\\u%04x", *p);
+			else
+				fputc(*p, f);
+		}
+	}
+	fputc('"', f);
+}
+
+void cb_out_begin(struct cb_out *o, FILE *f, enum cb_out_mode mode, const struct cb_col *cols,
+		  int ncols, bool header)
+{
+	memset(o, 0, sizeof(*o));
+	o->f = f;
+	o->mode = mode;
+	o->cols = cols;
+	o->ncols = ncols;
+	o->header = header;
+	o->first_row = true;
+	if (mode == CB_OUT_JSON) {
+		fputc('[', f);
+		return;
+	}
+	if (!header)
+		return;
+	for (int i = 0; i < ncols; i++) {
+		int w = cols[i].width;
+
+		if (i == ncols - 1 && cols[i].align == CB_COL_LEFT)
+			fprintf(f, "%s", cols[i].header);
+		else if (cols[i].align == CB_COL_RIGHT)
+			fprintf(f, "%*s", w, cols[i].header);
+		else
+			fprintf(f, "%-*s", w, cols[i].header);
+		if (i < ncols - 1)
+			fputc(' ', f);
+	}
+	fputc('\n', f);
+}
+
+void cb_out_row_begin(struct cb_out *o)
+{
+	o->col = 0;
+	o->first_field = true;
+	if (o->mode == CB_OUT_JSON) {
+		fputs(o->first_row ? "\n{" : ",\n{", o->f);
+		o->first_row = false;
+	}
+}
+
+static void json_key(struct cb_out *o, const char *key)
+{
+	if (!o->first_field)
+		fputc(',', o->f);
+	o->first_field = false;
+	cb_json_string(o->f, key);
+	fputc(':', o->f);
+}
+
+static void text_cell(struct cb_out *o, const char *text)
+{
+	const struct cb_col *c;
+
+	if (o->col >= o->ncols)
+		return;
+	c = &o->cols[o->col];
+	if (o->col == o->ncols - 1 && c->align == CB_COL_LEFT)
+		fputs(text, o->f); /* no trailing blanks on the last column */
+	else if (c->align == CB_COL_RIGHT)
+		fprintf(o->f, "%*s", c->width, text);
+	else
+		fprintf(o->f, "%-*s", c->width, text);
+	if (o->col < o->ncols - 1)
+		fputc(' ', o->f);
+	o->col++;
+}
+
+void cb_out_str(struct cb_out *o, const char *key, const char *value, const char *text)
+{
+	if (o->mode == CB_OUT_JSON) {
+		if (!key)
+			return;
+		json_key(o, key);
+		cb_json_string(o->f, value);
+	} else if (text || value) {
+		text_cell(o, text ? text : value);
+	}
+}
+
+void cb_out_u64(struct cb_out *o, const char *key, uint64_t value, const char *text)
+{
+	char buf[24];
+
+	if (o->mode == CB_OUT_JSON) {
+		if (!key)
+			return;
+		json_key(o, key);
+		fprintf(o->f, "%" PRIu64, value);
+		return;
+	}
+	if (!text) {
+		snprintf(buf, sizeof(buf), "%" PRIu64, value);
+		text = buf;
+	}
+	text_cell(o, text);
+}
+
+void cb_out_json_u64(struct cb_out *o, const char *key, uint64_t value)
+{
+	if (o->mode != CB_OUT_JSON)
+		return;
+	json_key(o, key);
+	fprintf(o->f, "%" PRIu64, value);
+}
+
+void cb_out_json_str(struct cb_out *o, const char *key, const char *value)
+{
+	if (o->mode != CB_OUT_JSON)
+		return;
+	json_key(o, key);
+	cb_json_string(o->f, value);
+}
+
+void cb_out_json_null(struct cb_out *o, const char *key)
+{
+	if (o->mode != CB_OUT_JSON)
+		return;
+	json_key(o, key);
+	fputs("null", o->f);
+}
+
+void cb_out_row_end(struct cb_out *o)
+{
+	o->rows++;
+	if (o->mode == CB_OUT_JSON)
+		fputc('}', o->f);
+	else
+		fputc('\n', o->f);
+}
+
+void cb_out_end(struct cb_out *o)
+{
+	if (o->mode == CB_OUT_JSON)
+		fputs(o->first_row ? "]\n" : "\n]\n", o->f);
+	fflush(o->f);
+}
