@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* caps.c — see caps.h. Raw capget/capset: glibc has no wrappers and
+ * libcap would be a dependency for two system calls. */
+#include "caps.h"
+
+#include <errno.h>
+#include <linux/capability.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static int cap_last(void)
+{
+	int last = CAP_LAST_CAP;
+
+	/* the running kernel may know more capabilities than our headers */
+	while (prctl(PR_CAPBSET_READ, last + 1, 0, 0, 0) >= 0)
+		last++;
+	return last;
+}
+
+int cb_caps_drop_all(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	int last = cap_last();
+
+	/* The bounding set first: dropping it needs CAP_SETPCAP, which we
+	 * are about to lose. EINVAL: capability unknown to this kernel. */
+	for (int c = 0; c <= last; c++) {
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) && errno != EINVAL) {
+			cb_err("dropping capability %d from the bounding set failed: %s", c,
+			       strerror(errno));
+			return -errno;
+		}
+	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL) {
+		cb_err("clearing the ambient capabilities failed: %s", strerror(errno));
+		return -errno;
+	}
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capset, &hdr, data)) {
+		cb_err("dropping capabilities (capset) failed: %s", strerror(errno));
+		return -errno;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
+		cb_err("setting no_new_privs failed: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int cb_caps_effective_count(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	int n = 0;
+
+	if (syscall(SYS_capget, &hdr, data))
+		return -errno;
+	for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+		n += __builtin_popcount(data[i].effective);
+	return n;
+}
