@@ -1,0 +1,520 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Unit tests for the session map, its wheel and the record upsert
+ * (session_map.h, wheel.h, apply.h, comm.h), all against an injected clock:
+ * time is whatever the test says it is.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "apply.h"
+#include "comm.h"
+#include "session_map.h"
+#include "wheel.h"
+
+#define MS 1000000ULL
+#define S 1000000000ULL
+#define T0 (1000 * S) /* the clock starts here */
+
+static struct cb_map *mk_map(uint64_t max, uint64_t idle, uint64_t linger, uint32_t budget)
+{
+	struct cb_map_config c = {
+		.max_sessions = max,
+		.shards = 4,
+		.tick_ns = 100 * MS,
+		.idle_ns = idle,
+		.drain_timeout_ns = 30 * S,
+		.linger_ns = linger,
+		.tick_budget = budget,
+		.tick_max_ns = 1000 * S, /* no time bound in tests: budgets only */
+	};
+	struct cb_map *m = cb_map_new(&c, T0);
+
+	assert_non_null(m);
+	return m;
+}
+
+static struct cb_record rec(uint8_t kind, uint64_t cookie, uint64_t ts, uint8_t old_state,
+			    uint8_t new_state)
+{
+	struct cb_record r;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = kind;
+	r.version = CB_ABI_VERSION;
+	r.size = sizeof(r);
+	r.cookie = cookie;
+	r.ts_ns = ts;
+	r.old_state = old_state;
+	r.new_state = new_state;
+	r.tuple.family = 4;
+	r.tuple.saddr[0] = 127;
+	r.tuple.saddr[3] = 1;
+	r.tuple.daddr[0] = 127;
+	r.tuple.daddr[3] = 1;
+	r.tuple.sport = (uint16_t)(10000 + cookie % 50000);
+	r.tuple.dport = 80;
+	r.tuple.netns = 4026531840u;
+	return r;
+}
+
+static void open_at(struct cb_map *m, uint64_t cookie, uint64_t ts)
+{
+	struct cb_record r = rec(CB_REC_OPEN, cookie, ts, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
+
+	assert_int_equal(cb_apply_record(m, &r, ts), CB_APPLY_INSERTED);
+	r = rec(CB_REC_STATE, cookie, ts, CB_TCP_SYN_SENT, CB_TCP_ESTABLISHED);
+	assert_int_equal(cb_apply_record(m, &r, ts), CB_APPLY_UPDATED);
+}
+
+static void data_beat(struct cb_map *m, uint64_t cookie, uint64_t ts, uint64_t tx)
+{
+	struct cb_record r = rec(CB_REC_BEAT, cookie, ts, CB_TCP_ESTABLISHED, CB_TCP_ESTABLISHED);
+
+	r.flags = CB_RF_DATA;
+	r.ctr.last_data_ns = r.ctr.last_seen_ns = ts;
+	r.ctr.tx_bytes = tx;
+	cb_apply_record(m, &r, ts);
+}
+
+/* A copy of one session (or cookie 0 when absent). */
+static struct cb_session get(struct cb_map *m, uint64_t cookie)
+{
+	struct cb_shard *sh = cb_map_shard(m, cookie);
+	struct cb_session out, *s;
+
+	memset(&out, 0, sizeof(out));
+	cb_shard_lock(sh);
+	s = __cb_shard_lookup(sh, cookie);
+	if (s)
+		memcpy(&out, s, sizeof(out));
+	cb_shard_unlock(sh);
+	return out;
+}
+
+static unsigned int state_of(struct cb_map *m, uint64_t cookie)
+{
+	struct cb_session s = get(m, cookie);
+
+	return s.cookie ? cb_session_state(&s) : CB_ST_COUNT; /* COUNT: gone */
+}
+
+/* Tick until no shard reports leftover work. */
+static void tick_all(struct cb_map *m, uint64_t now)
+{
+	for (int i = 0; i < 100000 && cb_map_tick(m, now); i++)
+		;
+}
+
+static void test_idle_to_stale_and_back(void **state)
+{
+	struct cb_map *m = mk_map(1000, 5 * S, 10 * S, 512);
+
+	open_at(m, 1, T0);
+	tick_all(m, T0 + 4900 * MS);
+	assert_int_equal(state_of(m, 1), CB_ST_ACTIVE);
+	tick_all(m, T0 + 5100 * MS);
+	assert_int_equal(state_of(m, 1), CB_ST_STALE);
+	/* a beat without data does not revive it on the data basis */
+	{
+		struct cb_record r = rec(CB_REC_BEAT, 1, T0 + 6 * S, 1, 1);
+
+		r.ctr.last_seen_ns = T0 + 6 * S;
+		cb_apply_record(m, &r, T0 + 6 * S);
+	}
+	assert_int_equal(state_of(m, 1), CB_ST_STALE);
+	data_beat(m, 1, T0 + 7 * S, 100);
+	assert_int_equal(state_of(m, 1), CB_ST_ACTIVE);
+	/* back in the wheel: stale again 5 s after that data */
+	tick_all(m, T0 + 11900 * MS);
+	assert_int_equal(state_of(m, 1), CB_ST_ACTIVE);
+	tick_all(m, T0 + 12100 * MS);
+	assert_int_equal(state_of(m, 1), CB_ST_STALE);
+	cb_map_free(m);
+}
+
+static void test_heartbeat_just_before_expiry(void **state)
+{
+	struct cb_map *m = mk_map(1000, 5 * S, 10 * S, 512);
+	struct cb_map_stats st;
+
+	open_at(m, 7, T0);
+	data_beat(m, 7, T0 + 4999 * MS, 1);
+	tick_all(m, T0 + 5200 * MS); /* its old slot comes due: re-slotted, not staled */
+	assert_int_equal(state_of(m, 7), CB_ST_ACTIVE);
+	cb_map_stats(m, &st);
+	assert_true(st.tick_reslotted >= 1);
+	assert_int_equal(st.transitions[CB_ST_ACTIVE][CB_ST_STALE], 0);
+	tick_all(m, T0 + 10100 * MS);
+	assert_int_equal(state_of(m, 7), CB_ST_STALE);
+	cb_map_free(m);
+}
+
+static void test_timeout_beyond_horizon(void **state)
+{
+	/* 2 h idle: far beyond 4096 slots × 100 ms */
+	struct cb_map *m = mk_map(1000, 7200 * S, 10 * S, 512);
+	struct cb_map_stats st;
+
+	open_at(m, 3, T0);
+	for (uint64_t t = T0; t < T0 + 7199 * S; t += 60 * S)
+		tick_all(m, t);
+	assert_int_equal(state_of(m, 3), CB_ST_ACTIVE);
+	cb_map_stats(m, &st);
+	/* parked and re-slotted a handful of times, not every tick */
+	assert_true(st.tick_reslotted >= 10 && st.tick_reslotted <= 40);
+	tick_all(m, T0 + 7200 * S + 200 * MS);
+	assert_int_equal(state_of(m, 3), CB_ST_STALE);
+	cb_map_free(m);
+}
+
+static void test_clock_backwards_and_jump(void **state)
+{
+	struct cb_map *m = mk_map(1000, 5 * S, 10 * S, 512);
+
+	open_at(m, 11, T0);
+	tick_all(m, T0 + 1 * S);
+	tick_all(m, T0 - 100 * S); /* backwards: nothing happens, nothing breaks */
+	assert_int_equal(state_of(m, 11), CB_ST_ACTIVE);
+	tick_all(m, T0 + 2 * S);
+	assert_int_equal(state_of(m, 11), CB_ST_ACTIVE);
+	/* a jump of a day: due at once */
+	tick_all(m, T0 + 86400 * S);
+	assert_int_equal(state_of(m, 11), CB_ST_STALE);
+	/* and a new session after the jump behaves normally */
+	open_at(m, 12, T0 + 86400 * S);
+	tick_all(m, T0 + 86404 * S);
+	assert_int_equal(state_of(m, 12), CB_ST_ACTIVE);
+	tick_all(m, T0 + 86406 * S);
+	assert_int_equal(state_of(m, 12), CB_ST_STALE);
+	cb_map_free(m);
+}
+
+static void test_budget_carry_over(void **state)
+{
+	struct cb_map *m = mk_map(100000, 5 * S, 10 * S, 8); /* 8 per shard per call */
+	struct cb_map_stats st;
+	int calls = 0;
+
+	for (uint64_t c = 1; c <= 1000; c++)
+		open_at(m, c, T0);
+	/* one call handles at most 4 shards × 8 */
+	assert_true(cb_map_tick(m, T0 + 6 * S));
+	cb_map_stats(m, &st);
+	assert_int_equal(st.live[CB_ST_STALE], 32);
+	assert_true(st.tick_budget_hits >= 4);
+	while (cb_map_tick(m, T0 + 6 * S))
+		calls++;
+	cb_map_stats(m, &st);
+	assert_int_equal(st.live[CB_ST_STALE], 1000); /* all carried over, none lost */
+	assert_int_equal(st.live[CB_ST_ACTIVE], 0);
+	assert_true(calls >= 1000 / 32 - 2);
+	cb_map_free(m);
+}
+
+static void test_close_linger_evict(void **state)
+{
+	struct cb_map *m = mk_map(1000, 60 * S, 10 * S, 512);
+	struct cb_record r;
+	struct cb_map_stats st;
+
+	open_at(m, 5, T0);
+	r = rec(CB_REC_STATE, 5, T0 + S, CB_TCP_ESTABLISHED, CB_TCP_FIN_WAIT1);
+	cb_apply_record(m, &r, T0 + S);
+	assert_int_equal(state_of(m, 5), CB_ST_DRAINING);
+	r = rec(CB_REC_CLOSE, 5, T0 + 2 * S, CB_TCP_FIN_WAIT2, CB_TCP_CLOSE);
+	r.ctr.tx_bytes = 4242;
+	assert_int_equal(cb_apply_record(m, &r, T0 + 2 * S), CB_APPLY_UPDATED);
+	assert_int_equal(state_of(m, 5), CB_ST_CLOSED);
+	assert_int_equal(get(m, 5).tx_bytes, 4242);
+	/* linger (10 s) is earlier than the idle deadline (60 s): moved up */
+	tick_all(m, T0 + 11900 * MS);
+	assert_int_equal(state_of(m, 5), CB_ST_CLOSED);
+	tick_all(m, T0 + 12100 * MS);
+	assert_int_equal(state_of(m, 5), CB_ST_COUNT);
+	cb_map_stats(m, &st);
+	assert_int_equal(st.evicted, 1);
+	assert_int_equal(cb_map_live(m), 0);
+	assert_int_equal(st.live[CB_ST_CLOSED], 0);
+	/* a late beat does not resurrect it... */
+	data_beat(m, 5, T0 + 12200 * MS, 1);
+	/* (it does create a session: the map cannot know the socket is gone;
+	 * the beat path in the kernel never beats for a closed socket) */
+	cb_map_free(m);
+}
+
+static void test_apply_kinds(void **state)
+{
+	struct cb_map *m = mk_map(1000, 60 * S, 10 * S, 512);
+	struct cb_record r;
+	struct cb_session s;
+
+	/* active OPEN without a port, then ESTABLISHED with it */
+	r = rec(CB_REC_OPEN, 21, T0, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
+	r.tuple.sport = 0;
+	r.flags = CB_RF_PROCESS_CTX;
+	r.pid = 4242;
+	memcpy(r.comm, "curl", 5);
+	assert_int_equal(cb_apply_record(m, &r, T0), CB_APPLY_INSERTED);
+	assert_int_equal(get(m, 21).sport, 0);
+	r = rec(CB_REC_STATE, 21, T0 + MS, CB_TCP_SYN_SENT, CB_TCP_ESTABLISHED);
+	cb_apply_record(m, &r, T0 + MS);
+	s = get(m, 21);
+	assert_int_equal(s.sport, 10000 + 21);
+	assert_int_equal(s.tcp_state, CB_TCP_ESTABLISHED);
+	assert_int_equal(s.pid, 4242);
+	assert_string_equal(cb_comm_name(cb_map_comms(m), s.comm_id), "curl");
+	assert_false(s.flags & CB_SF_FIRST_UNKNOWN);
+	assert_int_equal(s.first_seen_ns, T0);
+	/* a later OPEN-less ESTABLISHED does not clobber the port with 0 */
+	r = rec(CB_REC_BEAT, 21, T0 + 2 * MS, 1, 1);
+	r.tuple.sport = 0;
+	cb_apply_record(m, &r, T0 + 2 * MS);
+	assert_int_equal(get(m, 21).sport, 10000 + 21);
+
+	/* counters: totals keep the maximum; u32 counters survive a wrap */
+	r = rec(CB_REC_BEAT, 21, T0 + 3 * MS, 1, 1);
+	r.ctr.tx_bytes = 500;
+	r.ctr.segs_in = 0xfffffff0u;
+	cb_apply_record(m, &r, T0 + 3 * MS);
+	r.ctr.tx_bytes = 400; /* an older beat, consumed late */
+	r.ctr.segs_in = 0x10; /* wrapped: newer */
+	cb_apply_record(m, &r, T0 + 4 * MS);
+	s = get(m, 21);
+	assert_int_equal(s.tx_bytes, 500);
+	assert_int_equal(s.segs_in, 0x10);
+
+	/* RESET counts, CLOSE closes, a second OPEN (reconnect) reopens */
+	r = rec(CB_REC_RESET, 21, T0 + 5 * MS, 1, 1);
+	r.flags = CB_RF_RST_RECEIVED;
+	cb_apply_record(m, &r, T0 + 5 * MS);
+	assert_int_equal(get(m, 21).resets, 1);
+	r = rec(CB_REC_CLOSE, 21, T0 + 6 * MS, 1, CB_TCP_CLOSE);
+	cb_apply_record(m, &r, T0 + 6 * MS);
+	assert_int_equal(state_of(m, 21), CB_ST_CLOSED);
+	r = rec(CB_REC_STATE, 21, T0 + 7 * MS, 1, CB_TCP_ESTABLISHED); /* late: ignored */
+	assert_int_equal(cb_apply_record(m, &r, T0 + 7 * MS), CB_APPLY_IGNORED);
+	assert_int_equal(state_of(m, 21), CB_ST_CLOSED);
+	r = rec(CB_REC_BEAT, 21, T0 + 7 * MS, 1, 1);
+	assert_int_equal(cb_apply_record(m, &r, T0 + 7 * MS), CB_APPLY_IGNORED);
+	r = rec(CB_REC_OPEN, 21, T0 + 8 * MS, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
+	assert_int_equal(cb_apply_record(m, &r, T0 + 8 * MS), CB_APPLY_UPDATED);
+	s = get(m, 21);
+	assert_int_equal(cb_session_state(&s), CB_ST_ACTIVE);
+	assert_int_equal(s.tx_bytes, 0); /* a new life */
+	assert_int_equal(s.first_seen_ns, T0 + 8 * MS);
+	{
+		struct cb_map_stats st;
+
+		cb_map_stats(m, &st);
+		assert_int_equal(st.reopened, 1);
+		assert_int_equal(st.live[CB_ST_ACTIVE], 1);
+		assert_int_equal(st.live[CB_ST_CLOSED], 0);
+	}
+
+	/* unknown cookies: CLOSE/RESET ignored, STATE and BEAT create */
+	r = rec(CB_REC_CLOSE, 99, T0, 1, CB_TCP_CLOSE);
+	assert_int_equal(cb_apply_record(m, &r, T0), CB_APPLY_IGNORED);
+	r = rec(CB_REC_RESET, 99, T0, 1, 1);
+	assert_int_equal(cb_apply_record(m, &r, T0), CB_APPLY_IGNORED);
+	r = rec(CB_REC_STATE, 98, T0, CB_TCP_ESTABLISHED, CB_TCP_CLOSE_WAIT);
+	assert_int_equal(cb_apply_record(m, &r, T0), CB_APPLY_INSERTED);
+	s = get(m, 98);
+	assert_true(s.flags & CB_SF_FIRST_UNKNOWN);
+	assert_int_equal(cb_session_state(&s), CB_ST_DRAINING); /* created draining */
+	r = rec(CB_REC_BEAT, 97, T0, 1, CB_TCP_ESTABLISHED);
+	assert_int_equal(cb_apply_record(m, &r, T0), CB_APPLY_INSERTED);
+	r = rec(CB_REC_BEAT, 96, T0, 1, CB_TCP_CLOSE);
+	assert_int_equal(cb_apply_record(m, &r, T0), CB_APPLY_IGNORED);
+
+	/* sock_diag: a synthesised record for a known session corrects its
+	 * TCP state and does not count as life by itself */
+	r = rec(CB_REC_STATE, 97, T0 + 50 * S, 0, CB_TCP_CLOSE_WAIT);
+	r.flags = CB_RF_SYNTH;
+	r.ctr.last_seen_ns = r.ctr.last_data_ns = T0 + 1 * S;
+	cb_apply_record(m, &r, T0 + 50 * S);
+	s = get(m, 97);
+	assert_int_equal(s.tcp_state, CB_TCP_CLOSE_WAIT);
+	assert_int_equal(s.last_seen_ns, T0 + 1 * S);
+	cb_map_free(m);
+}
+
+static void test_cap(void **state)
+{
+	struct cb_map *m = mk_map(1024, 60 * S, 10 * S, 512);
+	struct cb_map_stats st;
+	int inserted = 0, refused = 0;
+
+	for (uint64_t c = 1; c <= 3000; c++) {
+		struct cb_record r = rec(CB_REC_OPEN, c, T0, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
+		enum cb_apply_result res = cb_apply_record(m, &r, T0);
+
+		inserted += res == CB_APPLY_INSERTED;
+		refused += res == CB_APPLY_REFUSED;
+	}
+	assert_int_equal(inserted, 1024);
+	assert_int_equal(refused, 3000 - 1024);
+	cb_map_stats(m, &st);
+	assert_int_equal(st.refused, 3000 - 1024);
+	assert_int_equal(cb_map_live(m), 1024);
+	/* closing and evicting makes room again */
+	for (uint64_t c = 1; c <= 3000; c++) {
+		struct cb_record r = rec(CB_REC_CLOSE, c, T0 + S, 1, CB_TCP_CLOSE);
+
+		cb_apply_record(m, &r, T0 + S);
+	}
+	tick_all(m, T0 + 20 * S);
+	assert_int_equal(cb_map_live(m), 0);
+	{
+		struct cb_record r = rec(CB_REC_OPEN, 5000, T0 + 21 * S, CB_TCP_CLOSE, 2);
+
+		assert_int_equal(cb_apply_record(m, &r, T0 + 21 * S), CB_APPLY_INSERTED);
+	}
+	cb_map_free(m);
+}
+
+static void test_drain(void **state)
+{
+	struct cb_map *m = mk_map(1000, 5 * S, 10 * S, 512);
+	struct cb_map_stats st;
+
+	for (uint64_t c = 1; c <= 10; c++)
+		open_at(m, c, T0);
+	tick_all(m, T0 + 6 * S); /* all stale */
+	data_beat(m, 2, T0 + 6 * S, 1);
+	assert_int_equal(cb_map_drain(m, NULL, NULL), 10); /* 9 stale + 1 active */
+	assert_int_equal(cb_map_drain(m, NULL, NULL), 0);  /* nothing left to drain */
+	cb_map_stats(m, &st);
+	assert_int_equal(st.live[CB_ST_DRAINING], 10);
+	assert_int_equal(st.transitions[CB_ST_STALE][CB_ST_DRAINING], 9);
+	assert_int_equal(st.transitions[CB_ST_ACTIVE][CB_ST_DRAINING], 1);
+	assert_true(get(m, 3).flags & CB_SF_OPERATOR_DRAIN);
+	/* DRAINING is out of the wheel: ticks leave it alone */
+	tick_all(m, T0 + 100 * S);
+	assert_int_equal(state_of(m, 3), CB_ST_DRAINING);
+	cb_map_free(m);
+}
+
+static void test_comm(void **state)
+{
+	struct cb_comm_table *t = cb_comm_new();
+	uint16_t a = cb_comm_intern(t, "nginx"), b = cb_comm_intern(t, "postgres"), full;
+	char name[16];
+
+	assert_true(a && b && a != b);
+	assert_int_equal(cb_comm_intern(t, "nginx"), a);
+	assert_string_equal(cb_comm_name(t, b), "postgres");
+	assert_string_equal(cb_comm_name(t, 0), "");
+	assert_string_equal(cb_comm_name(t, 9999), "");
+	assert_int_equal(cb_comm_intern(t, ""), 0);
+	memcpy(name, "0123456789abcdef", 16); /* 16 bytes, no NUL */
+	full = cb_comm_intern(t, name);
+	assert_string_equal(cb_comm_name(t, full), "0123456789abcdef");
+	for (unsigned int i = 0; i < CB_COMM_MAX + 10; i++) {
+		char n[16];
+
+		snprintf(n, sizeof(n), "p%u", i);
+		cb_comm_intern(t, n);
+	}
+	assert_int_equal(cb_comm_count(t), CB_COMM_MAX);
+	assert_true(cb_comm_full_misses(t) > 0);
+	assert_int_equal(cb_comm_intern(t, "a-new-name"), 0);
+	assert_int_equal(cb_comm_intern(t, "nginx"), a); /* known names still resolve */
+	cb_comm_free(t);
+}
+
+/* ---- a dump racing with inserts and deletes (like lib/test_rhashtable.c) ---- */
+
+struct race {
+	struct cb_map *m;
+	volatile int stop;
+};
+
+/* Cookies 1..1000 live for the whole dump; 100001.. come and go. */
+static void *churn(void *arg)
+{
+	struct race *r = arg;
+	uint64_t c = 100001, t = T0;
+
+	while (!r->stop) {
+		struct cb_record o = rec(CB_REC_OPEN, c, t, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
+		struct cb_record x = rec(CB_REC_CLOSE, c - 50, t, 1, CB_TCP_CLOSE);
+
+		cb_apply_record(r->m, &o, t);
+		cb_apply_record(r->m, &x, t);
+		c++;
+		t += MS;
+		if (!(c & 63))
+			cb_map_tick(r->m, t + 20 * S); /* evicts the closed ones */
+	}
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void test_dump_races(void **state)
+{
+	struct cb_map *m = mk_map(1 << 20, 3600 * S, 1 * S, 512);
+	struct race r = { .m = m };
+	static struct cb_session buf[97];
+	uint64_t *seen = malloc(sizeof(uint64_t) * (1 << 20));
+	size_t nseen = 0, stable = 0;
+	pthread_t th;
+
+	for (uint64_t c = 1; c <= 1000; c++)
+		open_at(m, c, T0);
+	assert_int_equal(pthread_create(&th, NULL, churn, &r), 0);
+	for (int round = 0; round < 20; round++) {
+		struct cb_map_cursor cur = { 0 };
+		size_t n;
+
+		nseen = 0;
+		while ((n = cb_map_dump(m, &cur, NULL, NULL, buf, 97)) > 0 ||
+		       !cb_map_cursor_done(m, &cur))
+			for (size_t i = 0; i < n; i++)
+				seen[nseen++] = buf[i].cookie;
+		qsort(seen, nseen, sizeof(seen[0]), cmp_u64);
+		stable = 0;
+		for (size_t i = 0; i < nseen; i++) {
+			if (i)
+				assert_true(seen[i] != seen[i - 1]); /* never twice */
+			stable += seen[i] <= 1000;
+		}
+		assert_int_equal(stable, 1000); /* every one that lived throughout */
+	}
+	r.stop = 1;
+	pthread_join(th, NULL);
+	free(seen);
+	cb_map_free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_idle_to_stale_and_back),
+		cmocka_unit_test(test_heartbeat_just_before_expiry),
+		cmocka_unit_test(test_timeout_beyond_horizon),
+		cmocka_unit_test(test_clock_backwards_and_jump),
+		cmocka_unit_test(test_budget_carry_over),
+		cmocka_unit_test(test_close_linger_evict),
+		cmocka_unit_test(test_apply_kinds),
+		cmocka_unit_test(test_cap),
+		cmocka_unit_test(test_drain),
+		cmocka_unit_test(test_comm),
+		cmocka_unit_test(test_dump_races),
+	};
+
+	return cmocka_run_group_tests_name("session_map", tests, NULL, NULL);
+}
