@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "connbeat_proto.h"
 #include "log.h"
 #include "parse.h"
 
@@ -143,6 +144,86 @@ char *cb_metrics_render(cb_metrics_collect_fn collect, void *ctx, size_t *len)
 	}
 	*len = t.len;
 	return t.buf;
+}
+
+/* ---- (name, value) sink for `connbeat stats` ------------------------------------ */
+
+struct entry_sink {
+	struct cb_metrics_sink sink;
+	struct cb_stat_entry *e;
+	uint32_t n, cap;
+	bool oom;
+	char family[CB_STAT_NAME_LEN];
+};
+
+static void entry_put(struct entry_sink *t, const char *suffix, const char *labels, double v)
+{
+	struct cb_stat_entry *e;
+	char name[512];
+
+	if (t->oom)
+		return;
+	if (t->n == t->cap) {
+		uint32_t cap = t->cap ? 2 * t->cap : 128;
+
+		e = realloc(t->e, cap * sizeof(*e));
+		if (!e) {
+			t->oom = true;
+			return;
+		}
+		t->e = e;
+		t->cap = cap;
+	}
+	e = &t->e[t->n++];
+	memset(e, 0, sizeof(*e));
+	/* our names fit; cut (never overflow) one that would not */
+	if (labels && *labels)
+		snprintf(name, sizeof(name), "%s%s{%s}", t->family, suffix, labels);
+	else
+		snprintf(name, sizeof(name), "%s%s", t->family, suffix);
+	memcpy(e->name, name, strnlen(name, sizeof(e->name) - 1));
+	e->value = v < 0 ? 0 : (uint64_t)v;
+}
+
+static void entry_family(struct cb_metrics_sink *s, const char *name, enum cb_metric_type type,
+			 const char *help)
+{
+	struct entry_sink *t = (struct entry_sink *)s;
+
+	(void)type;
+	(void)help;
+	snprintf(t->family, sizeof(t->family), "%s", name);
+}
+
+static void entry_sample(struct cb_metrics_sink *s, const char *labels, double value)
+{
+	entry_put((struct entry_sink *)s, "", labels, value);
+}
+
+static void entry_histogram(struct cb_metrics_sink *s, const char *labels,
+			    const struct cb_histogram *h)
+{
+	struct entry_sink *t = (struct entry_sink *)s;
+
+	entry_put(t, "_count", labels, (double)atomic_load_explicit(&h->count, memory_order_relaxed));
+	/* the sum in microseconds: stats values are integers */
+	entry_put(t, "_sum_us", labels,
+		  (double)(atomic_load_explicit(&h->sum_ns, memory_order_relaxed) / 1000));
+}
+
+int cb_metrics_entries(cb_metrics_collect_fn collect, void *ctx, struct cb_stat_entry **out,
+		       uint32_t *count)
+{
+	struct entry_sink t = { .sink = { entry_family, entry_sample, entry_histogram } };
+
+	collect(&t.sink, ctx);
+	if (t.oom) {
+		free(t.e);
+		return -ENOMEM;
+	}
+	*out = t.e;
+	*count = t.n;
+	return 0;
 }
 
 /* ---- HTTP -------------------------------------------------------------------- */

@@ -72,6 +72,13 @@ typedef void (*cb_metrics_collect_fn)(struct cb_metrics_sink *sink, void *ctx);
  * HTTP handler. */
 char *cb_metrics_render(cb_metrics_collect_fn collect, void *ctx, size_t *len);
 
+/* The same collection as (name{labels}, value) pairs for the `connbeat stats`
+ * reply: values truncated to integers, a histogram as NAME_count and
+ * NAME_sum_us. *out is malloc'ed (free() it). 0 or -ENOMEM. */
+struct cb_stat_entry;
+int cb_metrics_entries(cb_metrics_collect_fn collect, void *ctx, struct cb_stat_entry **out,
+		       uint32_t *count);
+
 /* ---- the HTTP endpoint ------------------------------------------------------- */
 
 struct cb_metrics_server;
