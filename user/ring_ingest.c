@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* ring_ingest.c — see ring_ingest.h. */
+#include "ring_ingest.h"
+
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "record.h"
+
+#pragma GCC poison u8 u16 u32 u64
+
+/* Re-read the clock every this many records: a batch of thousands takes
+ * well under a millisecond, and `now` only judges idleness (revivals) and
+ * the first-seen time of sessions the daemon did not see open. */
+#define CLOCK_EVERY 64
+
+struct ring_state {
+	struct cb_ingest *in;
+	unsigned int id;
+	_Atomic uint64_t read;
+	_Atomic uint64_t invalid;
+	/* the ring's first two pages, mapped read-only: consumer and producer
+	 * positions, for the occupancy gauge (libbpf < 1.3 has no accessor) */
+	const volatile unsigned long *pos;
+	uint64_t size;
+};
+
+struct cb_ingest {
+	struct cb_loader *loader;
+	struct cb_map *map;
+	struct ring_buffer *rb;
+	struct cb_histogram *batch_hist;
+	struct ring_state ring[CB_RINGS];
+	_Atomic uint64_t applied[CB_APPLY_RESULTS];
+	_Atomic uint64_t batches;
+	_Atomic bool stop;
+	bool running;
+	pthread_t thread;
+	/* per-batch, ingest thread only */
+	uint64_t now_ns;
+	uint64_t batch_start_ns;
+	uint32_t since_clock;
+};
+
+static struct cb_ratelimit invalid_rl = CB_RATELIMIT_INIT(1000, 5);
+
+const char *cb_ring_name(unsigned int ring)
+{
+	return ring == CB_RING_EVENTS ? CB_MAP_EVENTS : ring == CB_RING_BEATS ? CB_MAP_BEATS : "?";
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline void bump(_Atomic uint64_t *c)
+{
+	/* one writer: a relaxed load + store is enough, and cheaper than a
+	 * locked add */
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+static int on_record(void *ctx, void *data, size_t len)
+{
+	struct ring_state *r = ctx;
+	struct cb_ingest *in = r->in;
+	struct cb_record rec;
+	const char *why;
+
+	bump(&r->read);
+	if (cb_record_check(data, len, &why)) {
+		bump(&r->invalid);
+		cb_log_ratelimited(&invalid_rl, CB_LOG_WARN,
+				   "%s ring: dropped an invalid record (%s, %zu bytes); "
+				   "is connbeatd older than the BPF programs pinned in the pin dir?",
+				   cb_ring_name(r->id), why, len);
+		return 0;
+	}
+	if (in->since_clock++ % CLOCK_EVERY == 0) {
+		in->now_ns = mono_ns();
+		if (!in->batch_start_ns)
+			in->batch_start_ns = in->now_ns;
+	}
+	/* the ring memory is only 8-byte aligned and shared with the kernel:
+	 * work on a copy so that every field is read once */
+	memcpy(&rec, data, sizeof(rec));
+	bump(&in->applied[cb_apply_record(in->map, &rec, in->now_ns)]);
+	return 0;
+}
+
+/* After a poll: account the batch it consumed. */
+static void end_batch(struct cb_ingest *in)
+{
+	if (!in->batch_start_ns)
+		return;
+	if (in->batch_hist)
+		cb_histogram_observe_ns(in->batch_hist, mono_ns() - in->batch_start_ns);
+	bump(&in->batches);
+	in->batch_start_ns = 0;
+	in->since_clock = 0;
+}
+
+static void *ingest_main(void *arg)
+{
+	struct cb_ingest *in = arg;
+	int n;
+
+	while (!atomic_load_explicit(&in->stop, memory_order_acquire)) {
+		n = cb_rings_poll(in->rb, CB_INGEST_POLL_MS);
+		end_batch(in);
+		if (n < 0 && n != -EINTR) {
+			cb_err("reading the BPF rings failed: %s; connbeatd stops ingesting",
+			       strerror(-n));
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void map_positions(struct ring_state *r, int map_fd)
+{
+	struct bpf_map_info info = {};
+	uint32_t len = sizeof(info);
+	long page = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	if (map_fd < 0 || bpf_obj_get_info_by_fd(map_fd, &info, &len))
+		return;
+	r->size = info.max_entries;
+	p = mmap(NULL, 2 * page, PROT_READ, MAP_SHARED, map_fd, 0);
+	if (p == MAP_FAILED) {
+		cb_dbg("%s ring: cannot map its positions (%s): no occupancy gauge",
+		       cb_ring_name(r->id), strerror(errno));
+		return;
+	}
+	r->pos = p; /* pos[0]: consumer; the producer's page follows */
+}
+
+uint64_t cb_ingest_ring_pending(const struct cb_ingest *in, unsigned int ring)
+{
+	const struct ring_state *r;
+	long page = sysconf(_SC_PAGESIZE);
+	unsigned long cons, prod;
+
+	if (ring >= CB_RINGS || !in->ring[ring].pos)
+		return 0;
+	r = &in->ring[ring];
+	cons = __atomic_load_n(&r->pos[0], __ATOMIC_ACQUIRE);
+	prod = __atomic_load_n(&r->pos[page / sizeof(unsigned long)], __ATOMIC_ACQUIRE);
+	return prod > cons ? prod - cons : 0;
+}
+
+uint64_t cb_ingest_ring_size(const struct cb_ingest *in, unsigned int ring)
+{
+	return ring < CB_RINGS ? in->ring[ring].size : 0;
+}
+
+int cb_ingest_start(struct cb_ingest **out, struct cb_loader *l, struct cb_map *m,
+		    struct cb_histogram *batch_hist)
+{
+	struct cb_ingest *in = calloc(1, sizeof(*in));
+	int err;
+
+	if (!in)
+		return -ENOMEM;
+	in->loader = l;
+	in->map = m;
+	in->batch_hist = batch_hist;
+	for (unsigned int i = 0; i < CB_RINGS; i++) {
+		in->ring[i].in = in;
+		in->ring[i].id = i;
+	}
+	in->rb = cb_loader_rings(l, on_record, &in->ring[CB_RING_EVENTS], on_record,
+				 &in->ring[CB_RING_BEATS]);
+	if (!in->rb) {
+		err = -errno;
+		cb_err("cannot open the BPF rings: %s", strerror(-err));
+		free(in);
+		return err;
+	}
+	map_positions(&in->ring[CB_RING_EVENTS], cb_loader_map_fd(l, CB_LMAP_EVENTS));
+	map_positions(&in->ring[CB_RING_BEATS], cb_loader_map_fd(l, CB_LMAP_BEATS));
+	err = -pthread_create(&in->thread, NULL, ingest_main, in);
+	if (err) {
+		cb_err("cannot start the ingest thread: %s", strerror(-err));
+		cb_ingest_free(in);
+		return err;
+	}
+	in->running = true;
+	*out = in;
+	return 0;
+}
+
+void cb_ingest_stop(struct cb_ingest *in)
+{
+	if (!in)
+		return;
+	if (in->running) {
+		atomic_store_explicit(&in->stop, true, memory_order_release);
+		pthread_join(in->thread, NULL);
+		in->running = false;
+	}
+	/* no producer after this: the drain below terminates and leaves the
+	 * rings empty */
+	cb_loader_detach(in->loader);
+	in->now_ns = mono_ns();
+	while (ring_buffer__consume(in->rb) > 0)
+		end_batch(in);
+	end_batch(in);
+}
+
+void cb_ingest_free(struct cb_ingest *in)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (!in)
+		return;
+	cb_ingest_stop(in);
+	for (unsigned int i = 0; i < CB_RINGS; i++)
+		if (in->ring[i].pos)
+			munmap((void *)in->ring[i].pos, 2 * page);
+	/* the ring_buffer object belongs to the loader */
+	free(in);
+}
+
+void cb_ingest_stats(const struct cb_ingest *in, struct cb_ingest_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned int i = 0; i < CB_RINGS; i++) {
+		out->read[i] = atomic_load_explicit(&in->ring[i].read, memory_order_relaxed);
+		out->invalid[i] = atomic_load_explicit(&in->ring[i].invalid, memory_order_relaxed);
+	}
+	for (unsigned int i = 0; i < CB_APPLY_RESULTS; i++)
+		out->applied[i] = atomic_load_explicit(&in->applied[i], memory_order_relaxed);
+	out->batches = atomic_load_explicit(&in->batches, memory_order_relaxed);
+}

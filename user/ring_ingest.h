@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * ring_ingest.h — the daemon's ingest thread: drain the kernel's `events`
+ * and `beats` rings into the session map.
+ *
+ * Contract:
+ *  - One thread, one struct ring_buffer holding both rings (one epoll fd).
+ *    It wakes when the programs wake it (a ring a quarter full) or every
+ *    CB_INGEST_POLL_MS, and then consumes every ring in one batch.
+ *  - Every record passes cb_record_check() first; a bad one is counted per
+ *    ring, logged (rate-limited) and dropped, never applied.
+ *  - A valid record is applied with cb_apply_record(): one shard lock, O(1).
+ *    Nothing on this path walks the map or blocks on a client.
+ *  - cb_ingest_stop() ends the thread, then detaches the programs (no new
+ *    records) and consumes what is left, so that after it returns the rings
+ *    are empty and every record emitted was read.
+ *  - Counters are single-writer relaxed atomics: any thread may read them.
+ */
+#ifndef CONNBEAT_RING_INGEST_H
+#define CONNBEAT_RING_INGEST_H
+
+#include <stdint.h>
+
+#include "apply.h"
+#include "loader.h"
+#include "metrics.h"
+#include "session_map.h"
+
+#define CB_INGEST_POLL_MS 20
+
+enum cb_ring_id {
+	CB_RING_EVENTS = 0,
+	CB_RING_BEATS = 1,
+	CB_RINGS = 2,
+};
+
+struct cb_ingest_stats {
+	uint64_t read[CB_RINGS];    /* records consumed (valid or not) */
+	uint64_t invalid[CB_RINGS]; /* ... of which rejected by cb_record_check() */
+	uint64_t applied[CB_APPLY_RESULTS];
+	uint64_t batches;
+};
+
+struct cb_ingest;
+
+/* "events", "beats". */
+const char *cb_ring_name(unsigned int ring);
+
+/* Open the rings and start the thread. `batch_hist` (may be NULL) observes
+ * the time each non-empty batch took. 0 or -errno (logged). */
+int cb_ingest_start(struct cb_ingest **out, struct cb_loader *l, struct cb_map *m,
+		    struct cb_histogram *batch_hist);
+/* Stop the thread, detach the programs, drain the rings. */
+void cb_ingest_stop(struct cb_ingest *in);
+void cb_ingest_free(struct cb_ingest *in);
+
+void cb_ingest_stats(const struct cb_ingest *in, struct cb_ingest_stats *out);
+/* Bytes waiting in a ring right now and the ring's size (0 when unknown). */
+uint64_t cb_ingest_ring_pending(const struct cb_ingest *in, unsigned int ring);
+uint64_t cb_ingest_ring_size(const struct cb_ingest *in, unsigned int ring);
+
+#endif /* CONNBEAT_RING_INGEST_H */
