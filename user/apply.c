@@ -152,6 +152,12 @@ enum cb_apply_result cb_apply_record(struct cb_map *m, const struct cb_record *r
 		} else if (st == CB_ST_CLOSED) {
 			reopen(m, sh, s, r, now_ns);
 		} else {
+			/* seeded from sock_diag just before its OPEN was read
+			 * (start-up, reconciliation): now its age is known */
+			if (s->flags & CB_SF_FIRST_UNKNOWN) {
+				s->flags &= ~CB_SF_FIRST_UNKNOWN;
+				s->first_seen_ns = r->ts_ns;
+			}
 			set_tuple(s, &r->tuple);
 			merge(s, r);
 			set_owner(m, s, r);
