@@ -55,10 +55,18 @@ def test_usage_errors():
              "exit %d" % p.returncode, p.stderr[:300])
 
 
-def test_no_trace_yet():
-    p = t.run_connbeatd()
-    t.ok(p.returncode == 2 and "use --trace" in p.stderr,
-         "without --trace: exit 2 pointing at --trace", p.stderr)
+def test_socket_in_use():
+    """A second session daemon (own pin dir) on a socket another daemon
+    serves is refused, and the first keeps serving."""
+    with t.Daemon(trace=False) as d:
+        pin = t.unique_pin_dir()
+        p = t.run_connbeatd("--pin-dir", pin, "--socket", d.socket_path, "--metrics", "off",
+                            timeout=30)
+        t.remove_pin_dir(pin)
+        t.eq(p.returncode, 1, "second daemon on a live control socket exits 1", p.stderr)
+        t.ok("in use" in p.stderr or "serving" in p.stderr or "another" in p.stderr,
+             "and says the socket is taken", p.stderr)
+        t.eq(d.cli("stats").returncode, 0, "the first daemon still answers")
 
 
 def test_second_daemon_refused():
@@ -150,7 +158,7 @@ def test_pin_dir_not_on_bpffs():
     t.ok("not on a bpffs" in p.stderr, "pin dir outside bpffs: says so", p.stderr)
 
 
-t.run(test_help, test_usage_errors, test_no_trace_yet, test_second_daemon_refused, test_sigint,
+t.run(test_help, test_usage_errors, test_socket_in_use, test_second_daemon_refused, test_sigint,
       test_kill9_releases_lock, test_not_root, test_no_btf, test_bpffs_mounted_by_daemon,
       test_bpffs_not_mountable, test_pin_dir_not_on_bpffs)
 t.done()

@@ -245,11 +245,24 @@ class Daemon:
     the daemon's."""
 
     READY = "tracing (pin dir"
+    READY_DAEMON = "ready:"
 
-    def __init__(self, *args, trace=True, pin_dir=None, prefix=()):
+    def __init__(self, *args, trace=True, pin_dir=None, prefix=(), socket_path=None,
+                 metrics="off"):
         self.own_pin_dir = pin_dir is None
         self.pin_dir = pin_dir or unique_pin_dir()
-        self.args = (["--trace"] if trace else []) + ["--pin-dir", self.pin_dir] + list(args)
+        self.trace = trace
+        self.socket_path = None
+        extra = []
+        if not trace:
+            # the session daemon: its own control socket, metrics off unless asked
+            self.socket_path = socket_path or "/run/connbeat-test/%s.sock" % os.path.basename(
+                self.pin_dir)
+            extra = ["--socket", self.socket_path]
+            if metrics is not None:
+                extra += ["--metrics", metrics]
+        self.args = (["--trace"] if trace else []) + ["--pin-dir", self.pin_dir] + extra + \
+            list(args)
         self.prefix = list(prefix)
         self.proc = None
         self.out = []
@@ -289,8 +302,10 @@ class Daemon:
         return self.proc.pid
 
     def wait_ready(self, timeout=20):
-        """Wait until it traces; raise DaemonError with its stderr if it exits."""
-        ok_ = self._wait(lambda: any(self.READY in l for l in self.err), timeout)
+        """Wait until it traces (or, the session daemon, says it is ready);
+        raise DaemonError with its stderr if it exits first."""
+        text = self.READY if self.trace else self.READY_DAEMON
+        ok_ = self._wait(lambda: any(text in l for l in self.err), timeout)
         if not ok_:
             raise DaemonError("connbeatd did not start (exit %r):\n%s"
                               % (self.proc.poll(), self.stderr_text()))
@@ -371,6 +386,34 @@ class Daemon:
             self.stop(signal.SIGKILL)
         if self.own_pin_dir:
             remove_pin_dir(self.pin_dir)
+
+    def cli(self, *args, timeout=30):
+        """Run build/connbeat against this daemon's socket."""
+        return cli("--socket", self.socket_path, *args, timeout=timeout)
+
+    def cli_json(self, *args, timeout=30):
+        """connbeat ... --json, parsed; raises with its stderr on failure."""
+        p = self.cli(*(list(args) + ["--json"]), timeout=timeout)
+        if p.returncode != 0:
+            raise RuntimeError("connbeat %s: exit %d: %s" % (" ".join(args), p.returncode,
+                                                              p.stderr.strip()))
+        return json.loads(p.stdout)
+
+    def sessions(self, *filters):
+        """Rows of `connbeat list --json` (FILTERS as args)."""
+        return self.cli_json("list", *filters)
+
+    def stats(self):
+        return self.cli_json("stats")
+
+
+CONNBEAT = os.path.join(BUILD, "connbeat")
+
+
+def cli(*args, timeout=30, prefix=()):
+    """Run build/connbeat; CompletedProcess with text output."""
+    return subprocess.run(list(prefix) + [CONNBEAT] + list(args), capture_output=True,
+                          text=True, timeout=timeout)
 
 
 # ----------------------------------------------------------- traffic ----

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * daemon.h — what the parts of connbeatd share: one struct cb_daemon,
+ * built by connbeatd.c, read by the request handlers (serve.c) and the
+ * metrics collector (daemon_metrics.c).
+ *
+ * Threads: main (signals, wheel ticks), ingest (ring_ingest.c), reconcile
+ * (reconcile.c), one per control client (control.c), libmicrohttpd's.
+ * Everything here is either set before the threads start and then only
+ * read, or an atomic counter.
+ */
+#ifndef CONNBEAT_DAEMON_H
+#define CONNBEAT_DAEMON_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "control.h"
+#include "loader.h"
+#include "metrics.h"
+#include "options.h"
+#include "reconcile.h"
+#include "ring_ingest.h"
+#include "session_map.h"
+
+#ifndef CONNBEAT_VERSION
+#define CONNBEAT_VERSION "0.1.0"
+#endif
+
+struct cb_daemon {
+	struct cb_options opts; /* in force; the timeouts change on SIGHUP (main thread) */
+	struct cb_map *map;
+	struct cb_loader *loader;
+	struct cb_ingest *ingest;
+	struct cb_reconciler *reconcile;
+	struct cb_control *control;
+	struct cb_metrics_server *metrics;
+	struct cb_histogram tick_hist;   /* one wheel tick (all its rounds) */
+	struct cb_histogram ingest_hist; /* one ingest batch */
+	uint64_t bpf_base[CB_STAT_MAX];  /* the programs' counters at start-up */
+	uint64_t start_ns;
+	double start_unix;
+	_Atomic uint64_t requests[4];    /* by enum cb_msg_type of a request (1..3); 0: bad */
+	_Atomic uint64_t reloads;
+};
+
+/* Serve one control client (cb_control_serve_fn; ctx = struct cb_daemon). */
+void cb_serve_client(int fd, const struct ucred *peer, void *ctx);
+
+/* Every metric of the daemon (cb_metrics_collect_fn; ctx = struct cb_daemon). */
+void cb_daemon_collect(struct cb_metrics_sink *sink, void *ctx);
+
+#endif /* CONNBEAT_DAEMON_H */
