@@ -280,7 +280,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 /* "127.0.0.1:9477", "[::1]:9477", "0.0.0.0:9477" → sockaddr. */
-static int parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+int cb_metrics_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
 {
 	char host[64];
 	const char *colon = strrchr(addr, ':');
@@ -325,7 +325,7 @@ int cb_metrics_start(struct cb_metrics_server **out, const char *addr,
 	socklen_t len;
 	int one = 1, err;
 
-	err = parse_listen(addr, &ss, &len);
+	err = cb_metrics_parse_addr(addr, &ss, &len);
 	if (err) {
 		cb_err("--metrics '%s': expected ADDR:PORT, e.g. 127.0.0.1:9477 or [::1]:9477",
 		       addr);

@@ -82,6 +82,11 @@ int cb_metrics_entries(cb_metrics_collect_fn collect, void *ctx, struct cb_stat_
 /* ---- the HTTP endpoint ------------------------------------------------------- */
 
 struct cb_metrics_server;
+struct sockaddr_storage;
+
+/* Parse "127.0.0.1:9477" / "[::1]:9477" (numeric addresses only). 0 or
+ * -EINVAL. */
+int cb_metrics_parse_addr(const char *addr, struct sockaddr_storage *ss, unsigned int *len);
 
 /*
  * Serve GET /metrics on `addr` ("127.0.0.1:9477", "[::1]:9477",

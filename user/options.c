@@ -7,10 +7,12 @@
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "parse.h"
 
 enum opt_kind {
@@ -141,13 +143,18 @@ static int check_value(const struct opt_desc *d, uint64_t v, char *err, size_t e
 static int check_metrics(const char *v, char *err, size_t errlen)
 {
 	const char *colon = strrchr(v, ':');
+	struct sockaddr_storage ss;
+	socklen_t len;
 	uint64_t port;
 
 	if (strcmp(v, "off") == 0)
 		return 0;
-	if (!colon || colon == v || cb_parse_u64(colon + 1, 1, 65535, &port))
+	if (!colon || colon == v || cb_parse_u64(colon + 1, 1, 65535, &port) ||
+	    cb_metrics_parse_addr(v, &ss, &len))
 		return set_err(err, errlen, -EINVAL,
-			       "--metrics '%s': expected ADDR:PORT (e.g. 127.0.0.1:9477) or off", v);
+			       "--metrics '%s': expected a numeric ADDR:PORT (e.g. 127.0.0.1:9477, "
+			       "0.0.0.0:9477, [::1]:9477) or off",
+			       v);
 	return 0;
 }
 
