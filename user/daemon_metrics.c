@@ -54,7 +54,11 @@ static void sessions(struct cb_metrics_sink *k, struct cb_daemon *d)
 	one(k, "connbeat_sessions_refused_total", CB_METRIC_COUNTER,
 	    "New sessions refused because the map was at --max-sessions", (double)ms.refused);
 	one(k, "connbeat_evictions_total", CB_METRIC_COUNTER,
-	    "CLOSED sessions evicted after --linger", (double)ms.evicted);
+	    "CLOSED sessions evicted (after --linger, or earlier to make room at the cap)",
+	    (double)ms.evicted);
+	one(k, "connbeat_evictions_early_total", CB_METRIC_COUNTER,
+	    "CLOSED sessions evicted before their --linger ended, to make room at --max-sessions",
+	    (double)ms.evicted_early);
 	k->family(k, "connbeat_transitions_total", CB_METRIC_COUNTER,
 		  "Drain-state transitions by (from, to)");
 	for (unsigned int from = 0; from < CB_ST_COUNT; from++)

@@ -41,7 +41,7 @@ struct cb_shard {
 	cb_sidx_t free_head;
 	size_t slab_bytes, bucket_bytes;
 	struct cb_state_stats st;
-	_Atomic uint64_t opened, evicted, refused, reopened;
+	_Atomic uint64_t opened, evicted, evicted_early, refused, reopened;
 	_Atomic uint64_t tick_visited, tick_reslotted, tick_budget_hits, max_hold_ns;
 	struct cb_wheel wheel;
 } __attribute__((aligned(64)));
@@ -259,13 +259,58 @@ struct cb_session *__cb_shard_lookup(struct cb_shard *sh, uint64_t cookie)
 	return NULL;
 }
 
+/*
+ * At the cap, a CLOSED session is worth less than a new open one: it only
+ * waits out its linger. Look for one among the shard's next wheel entries
+ * (CLOSED sessions sit at close + linger, so under a churn the nearest
+ * slots hold the ones closed longest ago) and evict it early. Bounded: at
+ * most EVICT_SCAN entries in EVICT_SLOTS slots, so an insert stays O(1).
+ */
+#define EVICT_SCAN 64
+#define EVICT_SLOTS 1024
+
+static bool __shard_evict_closed(struct cb_map *m, struct cb_shard *sh)
+{
+	struct cb_wheel *w = &sh->wheel;
+	uint32_t seen = 0;
+
+	for (uint64_t t = w->cursor; t < w->cursor + EVICT_SLOTS && seen < EVICT_SCAN; t++) {
+		cb_sidx_t idx = w->head[t % CB_WHEEL_SLOTS];
+
+		for (; idx && seen < EVICT_SCAN; idx = sh->slab[idx].wnext, seen++) {
+			if (cb_session_state(&sh->slab[idx]) != CB_ST_CLOSED)
+				continue;
+			__cb_shard_remove(m, sh, &sh->slab[idx]);
+			cb_stat_add(&sh->evicted, 1);
+			cb_stat_add(&sh->evicted_early, 1);
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool __shard_reserve(struct cb_map *m, struct cb_shard *sh)
+{
+	if (atomic_fetch_add_explicit(&m->live, 1, memory_order_relaxed) < m->cfg.max_sessions)
+		return true;
+	atomic_fetch_sub_explicit(&m->live, 1, memory_order_relaxed);
+	if (!__shard_evict_closed(m, sh))
+		return false;
+	return atomic_fetch_add_explicit(&m->live, 1, memory_order_relaxed) < m->cfg.max_sessions ||
+	       (atomic_fetch_sub_explicit(&m->live, 1, memory_order_relaxed), false);
+}
+
 struct cb_session *__cb_shard_insert(struct cb_map *m, struct cb_shard *sh, uint64_t cookie)
 {
 	cb_sidx_t idx, *b;
 	struct cb_session *s;
 
-	if (atomic_fetch_add_explicit(&m->live, 1, memory_order_relaxed) >= m->cfg.max_sessions)
-		goto refuse;
+	if (!__shard_reserve(m, sh)) {
+		cb_stat_add(&sh->refused, 1);
+		return NULL;
+	}
+	if (!sh->free_head && sh->hwm > sh->cap)
+		__shard_evict_closed(m, sh); /* this shard's share is full: same remedy */
 	if (sh->free_head) {
 		idx = sh->free_head;
 		sh->free_head = sh->slab[idx].hnext;
@@ -530,6 +575,7 @@ void cb_map_stats(const struct cb_map *m, struct cb_map_stats *out)
 		out->illegal += cb_stat_get(&sh->st.illegal);
 		out->opened += cb_stat_get(&sh->opened);
 		out->evicted += cb_stat_get(&sh->evicted);
+		out->evicted_early += cb_stat_get(&sh->evicted_early);
 		out->refused += cb_stat_get(&sh->refused);
 		out->reopened += cb_stat_get(&sh->reopened);
 		out->tick_visited += cb_stat_get(&sh->tick_visited);

@@ -9,8 +9,9 @@
  *    counters. There is no global lock; the only shared write is a relaxed
  *    atomic count of live sessions, touched on insert and eviction only.
  *  - Insert, lookup, update and eviction are O(1). The table is sized once
- *    from max_sessions and never rehashes. At max_sessions, inserts are
- *    refused and counted.
+ *    from max_sessions and never rehashes. At max_sessions, a CLOSED
+ *    session (waiting out its linger) makes room for a new one; with none
+ *    at hand, inserts are refused and counted.
  *  - A heartbeat writes times and counters only; the wheel is touched when
  *    a deadline must move *earlier* (a close) or a session re-enters it
  *    (STALE → ACTIVE). When a slot comes due each session there is looked at
@@ -53,6 +54,7 @@ struct cb_map_stats {
 	uint64_t illegal;
 	uint64_t opened;    /* sessions created */
 	uint64_t evicted;   /* CLOSED sessions freed after linger */
+	uint64_t evicted_early; /* ... of which freed before it, to make room at the cap */
 	uint64_t refused;   /* inserts refused at max_sessions */
 	uint64_t reopened;  /* an OPEN for a CLOSED session (reconnect on the same socket) */
 	uint64_t tick_visited;     /* wheel entries looked at */
@@ -91,8 +93,10 @@ struct cb_state_stats *__cb_shard_stats(struct cb_shard *sh);
 
 struct cb_session *__cb_shard_lookup(struct cb_shard *sh, uint64_t cookie);
 /* A new zeroed record with `cookie` set, in the hash but not yet in any
- * state or in the wheel (call cb_state_enter() and __cb_session_schedule());
- * NULL when the map is at max_sessions (counted). */
+ * state or in the wheel (call cb_state_enter() and __cb_session_schedule()).
+ * At max_sessions a CLOSED session of this shard due soonest is evicted
+ * early to make room (bounded search); NULL when there is none (counted as
+ * refused). */
 struct cb_session *__cb_shard_insert(struct cb_map *m, struct cb_shard *sh, uint64_t cookie);
 /* Remove from hash and wheel, leave the state gauges, free. */
 void __cb_shard_remove(struct cb_map *m, struct cb_shard *sh, struct cb_session *s);

@@ -380,6 +380,38 @@ static void test_cap(void **state)
 	cb_map_free(m);
 }
 
+/* At the cap, CLOSED sessions lingering make room for new ones. */
+static void test_cap_evicts_closed(void **state)
+{
+	struct cb_map *m = mk_map(1024, 60 * S, 10 * S, 512);
+	struct cb_map_stats st;
+	int inserted = 0, refused = 0;
+
+	(void)state;
+	for (uint64_t c = 1; c <= 1024; c++)
+		open_at(m, c, T0);
+	for (uint64_t c = 1; c <= 500; c++) {
+		struct cb_record r = rec(CB_REC_CLOSE, c, T0 + S, 1, CB_TCP_CLOSE);
+
+		cb_apply_record(m, &r, T0 + S);
+	}
+	for (uint64_t c = 2001; c <= 2600; c++) {
+		struct cb_record r = rec(CB_REC_OPEN, c, T0 + 2 * S, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
+		enum cb_apply_result res = cb_apply_record(m, &r, T0 + 2 * S);
+
+		inserted += res == CB_APPLY_INSERTED;
+		refused += res == CB_APPLY_REFUSED;
+	}
+	assert_int_equal(inserted, 500);
+	assert_int_equal(refused, 100);
+	cb_map_stats(m, &st);
+	assert_int_equal(st.evicted_early, 500);
+	assert_int_equal(st.live[CB_ST_CLOSED], 0);
+	assert_int_equal(st.live[CB_ST_ACTIVE], 1024);
+	assert_int_equal(cb_map_live(m), 1024);
+	cb_map_free(m);
+}
+
 static void test_drain(void **state)
 {
 	struct cb_map *m = mk_map(1000, 5 * S, 10 * S, 512);
@@ -511,6 +543,7 @@ int main(void)
 		cmocka_unit_test(test_close_linger_evict),
 		cmocka_unit_test(test_apply_kinds),
 		cmocka_unit_test(test_cap),
+		cmocka_unit_test(test_cap_evicts_closed),
 		cmocka_unit_test(test_drain),
 		cmocka_unit_test(test_comm),
 		cmocka_unit_test(test_dump_races),
