@@ -366,34 +366,45 @@ static void print_row(struct cb_out *o, const struct cb_row *r)
 	char a[CB_ADDR_STRLEN], ap[CB_ADDRPORT_LEN], idle[16], age[16], tx[16], rx[16], proc[48];
 	const char *st = cb_drain_state_name(r->state), *tst = cb_tcp_state_name(r->tcp_state);
 	bool owner = r->flags & CB_ROW_OWNER_KNOWN, age_known = !(r->flags & CB_ROW_AGE_UNKNOWN);
+	/* the table's cells are formatted only for the table: JSON of a
+	 * million rows must not pay for them */
+	bool text = o->mode == CB_OUT_TEXT;
 
 	cb_out_row_begin(o);
 	cb_out_str(o, "state", st ? st : "?", NULL);
 	cb_out_str(o, "tcp_state", tst ? tst : "?", NULL);
 	cb_out_json_u64(o, "id", r->cookie);
 	cb_out_json_u64(o, "family", r->family);
-	cb_out_json_str(o, "src", cb_format_addr(r->family, r->saddr, a, sizeof(a)));
+	if (!text)
+		cb_out_json_str(o, "src", cb_format_addr(r->family, r->saddr, a, sizeof(a)));
 	cb_out_json_u64(o, "sport", r->sport);
-	cb_out_str(o, NULL, NULL,
-		   cb_format_addrport(r->family, r->saddr, r->sport, ap, sizeof(ap)));
-	cb_out_json_str(o, "dst", cb_format_addr(r->family, r->daddr, a, sizeof(a)));
+	if (text)
+		cb_out_str(o, NULL, NULL,
+			   cb_format_addrport(r->family, r->saddr, r->sport, ap, sizeof(ap)));
+	else
+		cb_out_json_str(o, "dst", cb_format_addr(r->family, r->daddr, a, sizeof(a)));
 	cb_out_json_u64(o, "dport", r->dport);
-	cb_out_str(o, NULL, NULL,
-		   cb_format_addrport(r->family, r->daddr, r->dport, ap, sizeof(ap)));
+	if (text)
+		cb_out_str(o, NULL, NULL,
+			   cb_format_addrport(r->family, r->daddr, r->dport, ap, sizeof(ap)));
 	cb_out_json_u64(o, "netns", r->netns);
 	cb_out_u64(o, "idle_ms", r->idle_ns / CB_NSEC_PER_MSEC,
-		   cb_format_duration(r->idle_ns, idle, sizeof(idle)));
+		   text ? cb_format_duration(r->idle_ns, idle, sizeof(idle)) : NULL);
 	cb_out_json_u64(o, "seen_ms", r->seen_ns / CB_NSEC_PER_MSEC);
 	/* a seeded session is older than connbeat's first sight of it */
-	if (age_known)
+	if (!text)
+		age[0] = '\0';
+	else if (age_known)
 		cb_format_duration(r->age_ns, age, sizeof(age));
 	else if (r->age_ns)
 		snprintf(age, sizeof(age), ">%s", cb_format_duration(r->age_ns, tx, sizeof(tx)));
 	else
 		snprintf(age, sizeof(age), "?");
-	cb_out_u64(o, "age_ms", r->age_ns / CB_NSEC_PER_MSEC, age);
-	cb_out_u64(o, "tx_bytes", r->tx_bytes, cb_format_size(r->tx_bytes, tx, sizeof(tx)));
-	cb_out_u64(o, "rx_bytes", r->rx_bytes, cb_format_size(r->rx_bytes, rx, sizeof(rx)));
+	cb_out_u64(o, "age_ms", r->age_ns / CB_NSEC_PER_MSEC, text ? age : NULL);
+	cb_out_u64(o, "tx_bytes", r->tx_bytes,
+		   text ? cb_format_size(r->tx_bytes, tx, sizeof(tx)) : NULL);
+	cb_out_u64(o, "rx_bytes", r->rx_bytes,
+		   text ? cb_format_size(r->rx_bytes, rx, sizeof(rx)) : NULL);
 	cb_out_u64(o, "retrans", r->retrans, NULL);
 	cb_out_json_u64(o, "resets", r->resets);
 	cb_out_json_u64(o, "segs_in", r->segs_in);
@@ -401,13 +412,16 @@ static void print_row(struct cb_out *o, const struct cb_row *r)
 	if (owner) {
 		cb_out_json_u64(o, "pid", r->pid);
 		cb_out_json_str(o, "comm", r->comm);
-		snprintf(proc, sizeof(proc), "%u/%s", r->pid, r->comm[0] ? r->comm : "?");
+		if (text)
+			snprintf(proc, sizeof(proc), "%u/%s", r->pid, r->comm[0] ? r->comm : "?");
 	} else {
 		cb_out_json_null(o, "pid");
 		cb_out_json_null(o, "comm");
-		snprintf(proc, sizeof(proc), "-");
+		if (text)
+			snprintf(proc, sizeof(proc), "-");
 	}
-	cb_out_str(o, NULL, NULL, proc);
+	if (text)
+		cb_out_str(o, NULL, NULL, proc);
 	cb_out_json_str(o, "first_seen", age_known ? "observed" : "before connbeat");
 	cb_out_json_str(o, "drained_by", r->flags & CB_ROW_OPERATOR_DRAIN ? "operator" :
 					 r->state == CB_ST_DRAINING ? "tcp" : "none");

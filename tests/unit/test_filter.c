@@ -88,6 +88,13 @@ static void test_addr(void **state)
 	assert_int_equal(fam, 4);
 	assert_memory_equal(a, ((uint8_t[]){ 10, 1, 2, 3 }), 4);
 	assert_string_equal(cb_format_addr(4, a, buf, sizeof(buf)), "10.1.2.3");
+	/* the hand-rolled dotted quad agrees with inet_ntop on every width */
+	for (const char **v = (const char *[]){ "0.0.0.0", "255.255.255.255", "100.20.3.109",
+						"9.99.199.250", NULL };
+	     *v; v++) {
+		assert_int_equal(cb_parse_addr(*v, &fam, a), 0);
+		assert_string_equal(cb_format_addr(4, a, buf, sizeof(buf)), *v);
+	}
 	assert_int_equal(cb_parse_addr("::1", &fam, a), 0);
 	assert_int_equal(fam, 6);
 	assert_memory_equal(a, want6, 16);
