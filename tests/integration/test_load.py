@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""Load (issue 7): 100k loopback sockets held open (50k connections,
+spread over several processes: the open-files limit is 20000) plus a
+full-rate connection churn for CONNBEAT_LOAD_SECONDS (default 30). After
+it, the open sessions equal what ss reports, exactly. RSS and CPU of
+connbeatd, ring drops and recursion misses are reported as diagnostics
+(figures, not assertions)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import cbtest as t  # noqa: E402
+
+t.skip_all_if_no_bpf()
+
+SECONDS = int(os.environ.get("CONNBEAT_LOAD_SECONDS", "30"))
+HELD = int(os.environ.get("CONNBEAT_LOAD_HELD", "50000"))  # connections: 2x sockets
+TOOLS = os.path.join(t.BUILD, "tests", "tools")
+
+
+def ss_open():
+    p = subprocess.run(["ss", "-Htan", "state", "connected", "exclude", "time-wait",
+                        "exclude", "syn-recv"], capture_output=True, text=True)
+    return len(p.stdout.splitlines())
+
+
+def cpu_s(pid):
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0
+
+
+def test_load():
+    with t.Daemon("--reconcile-interval", "2s", trace=False) as d:
+        hold = subprocess.Popen([os.path.join(TOOLS, "hold"), "--count", str(HELD),
+                                 "--seconds", str(SECONDS + 300)], stdout=subprocess.PIPE,
+                                text=True)
+        try:
+            line = hold.stdout.readline()
+            if not t.ok("ready" in line, "holding %d connections (%d sockets)"
+                        % (HELD, 2 * HELD), line):
+                return
+            cpu0, t0 = cpu_s(d.pid), time.monotonic()
+            st0 = d.stats()
+            c = subprocess.run([os.path.join(TOOLS, "churn"), "--seconds", str(SECONDS)],
+                               capture_output=True, text=True, timeout=SECONDS + 120)
+            cpu1, t1 = cpu_s(d.pid), time.monotonic()
+            t.ok(c.returncode == 0, "churn ran: %s" % c.stdout.strip(), c.stderr)
+            conv = t.wait_until(lambda: d.stats()["connbeat_sessions{state=\"active\"}"] +
+                                d.stats()["connbeat_sessions{state=\"stale\"}"] +
+                                d.stats()["connbeat_sessions{state=\"draining\"}"] == ss_open(),
+                                30, 0.5)
+            st = d.stats()
+            live = sum(st['connbeat_sessions{state="%s"}' % s]
+                       for s in ("active", "stale", "draining"))
+            t.ok(conv, "after the load the open sessions equal ss exactly (%d vs %d)"
+                 % (live, ss_open()))
+            t.ok(d.proc.poll() is None, "connbeatd survived the load")
+            drops = {k: st[k] - st0.get(k, 0) for k in st
+                     if k.startswith("connbeat_ringbuf_dropped_total")}
+            misses = sum(v for k, v in st.items()
+                         if k.startswith("connbeat_bpf_prog_recursion_misses_total"))
+            t.diag("load: %s" % c.stdout.strip())
+            t.diag("connbeatd: RSS %.1f MiB, CPU %.1f%% of one core during the churn"
+                   % (rss_mib(d.pid), 100 * (cpu1 - cpu0) / (t1 - t0)))
+            t.diag("ring drops during the load: %r; recursion misses %d" % (drops, misses))
+            t.diag("sessions opened %d, refused %d, evicted early %d" % (
+                st["connbeat_sessions_opened_total"] - st0["connbeat_sessions_opened_total"],
+                st["connbeat_sessions_refused_total"],
+                st.get("connbeat_evictions_early_total", 0)))
+        finally:
+            hold.send_signal(signal.SIGTERM)
+            hold.wait(120)
+
+
+t.run(test_load)
+t.done()
