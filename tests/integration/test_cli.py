@@ -11,6 +11,7 @@ every error path with its exit code; --maps with the daemon stopped."""
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -310,6 +311,11 @@ def test_maps_without_daemon():
                 t.eq(r["rx_bytes"], 3000, "with its byte count")
         p = t.cli("--maps", "--pin-dir", pin, "stale")
         t.eq(p.returncode, 0, "--maps stale prints a table", p.stderr)
+        p = subprocess.run(["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                            "--errors-for-leak-kinds=definite", t.CONNBEAT, "--maps",
+                            "--pin-dir", pin, "list", "--json"], capture_output=True,
+                           text=True, timeout=120)
+        t.ok(p.returncode == 0, "valgrind: connbeat --maps list runs clean", p.stderr[-3000:])
         p = t.cli("--maps", "--pin-dir", "/sys/fs/bpf/connbeat-nothing-here", "list")
         t.ok(p.returncode == 1 and "connbeat-nothing-here" in p.stderr,
              "--maps without pinned maps: exit 1 naming the pin dir", p.stderr)
@@ -320,6 +326,25 @@ def test_maps_without_daemon():
         t.remove_pin_dir(pin)
 
 
+def test_valgrind():
+    """The CLI under valgrind memcheck: no errors, no definite leaks, on
+    every kind of output and an error path."""
+    if not shutil.which("valgrind"):
+        t.ok(False, "valgrind is installed (make deps installs it)")
+        return
+    fake = FakeDaemon()
+    try:
+        for args in (["list", "--json"], ["stale"], ["stats", "--json"],
+                     ["list", "--state", "sleepy"]):
+            p = subprocess.run(["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                                "--errors-for-leak-kinds=definite", t.CONNBEAT, "--socket",
+                                fake.path] + args, capture_output=True, text=True, timeout=120)
+            t.ok(p.returncode != 99, "valgrind: connbeat %s runs clean" % " ".join(args),
+                 p.stderr[-3000:])
+    finally:
+        fake.close()
+
+
 t.skip_all_if_no_bpf()
-t.run(test_golden, test_errors, test_json_vs_ss, test_drain_wait, test_maps_without_daemon)
+t.run(test_golden, test_errors, test_valgrind, test_json_vs_ss, test_drain_wait, test_maps_without_daemon)
 t.done()
