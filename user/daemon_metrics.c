@@ -7,7 +7,8 @@
  * Everything read here is a counter or a gauge kept on the side (map
  * counters, ingest and reconcile counters, histograms, the programs' per-CPU
  * stats array, bpf_prog_info): a scrape takes no shard lock and its cost
- * does not depend on the number of sessions.
+ * does not depend on the number of sessions. Parts not running (start-up,
+ * a benchmark with a map only) are skipped or read as zero.
  */
 #include <stdio.h>
 #include <string.h>
@@ -90,12 +91,13 @@ static void rings(struct cb_metrics_sink *k, struct cb_daemon *d)
 							CB_STAT_BEATS_EMITTED };
 	static const unsigned int dropped[CB_RINGS] = { CB_STAT_EVENTS_DROPPED,
 							CB_STAT_BEATS_DROPPED };
-	struct cb_ingest_stats is;
+	struct cb_ingest_stats is = {};
 	uint64_t bpf[CB_STAT_MAX] = {};
-	bool have_bpf = cb_loader_stats(d->loader, bpf) == 0;
+	bool have_bpf = d->loader && cb_loader_stats(d->loader, bpf) == 0;
 	char l[64];
 
-	cb_ingest_stats(d->ingest, &is);
+	if (d->ingest)
+		cb_ingest_stats(d->ingest, &is);
 	k->family(k, "connbeat_events_total", CB_METRIC_COUNTER,
 		  "Records read from each BPF ring by connbeatd");
 	for (unsigned int r = 0; r < CB_RINGS; r++) {
@@ -136,12 +138,12 @@ static void rings(struct cb_metrics_sink *k, struct cb_daemon *d)
 		  "Bytes waiting in each ring right now");
 	for (unsigned int r = 0; r < CB_RINGS; r++) {
 		snprintf(l, sizeof(l), "ring=\"%s\"", cb_ring_name(r));
-		k->sample(k, l, (double)cb_ingest_ring_pending(d->ingest, r));
+		k->sample(k, l, d->ingest ? (double)cb_ingest_ring_pending(d->ingest, r) : 0);
 	}
 	k->family(k, "connbeat_ringbuf_size_bytes", CB_METRIC_GAUGE, "Size of each ring");
 	for (unsigned int r = 0; r < CB_RINGS; r++) {
 		snprintf(l, sizeof(l), "ring=\"%s\"", cb_ring_name(r));
-		k->sample(k, l, (double)cb_ingest_ring_size(d->ingest, r));
+		k->sample(k, l, d->ingest ? (double)cb_ingest_ring_size(d->ingest, r) : 0);
 	}
 	k->family(k, "connbeat_ingest_batch_seconds", CB_METRIC_HISTOGRAM,
 		  "Time to apply one batch of ring records");
@@ -153,10 +155,11 @@ static void rings(struct cb_metrics_sink *k, struct cb_daemon *d)
 
 static void reconcile(struct cb_metrics_sink *k, struct cb_daemon *d)
 {
-	struct cb_reconcile_stats rs;
+	struct cb_reconcile_stats rs = {};
 	char l[64];
 
-	cb_reconcile_stats(d->reconcile, &rs);
+	if (d->reconcile)
+		cb_reconcile_stats(d->reconcile, &rs);
 	k->family(k, "connbeat_reconcile_corrections_total", CB_METRIC_COUNTER,
 		  "Sessions corrected by reconciliation with sock_diag and the heartbeats map, "
 		  "by kind");
@@ -183,7 +186,7 @@ static void reconcile(struct cb_metrics_sink *k, struct cb_daemon *d)
 static void programs(struct cb_metrics_sink *k, struct cb_daemon *d)
 {
 	struct cb_prog_stats ps[CB_LOADER_MAX_PROGS];
-	int n = cb_loader_prog_stats(d->loader, ps, CB_LOADER_MAX_PROGS);
+	int n = d->loader ? cb_loader_prog_stats(d->loader, ps, CB_LOADER_MAX_PROGS) : 0;
 	char l[64];
 
 	if (n <= 0)
