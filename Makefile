@@ -203,6 +203,30 @@ analyze:
 format:
 	$(Q)clang-format -i $(wildcard user/*.[ch] bpf/*.[ch] include/*.h tests/*/*.c bench/*.c)
 
+# Binaries in sbin (both need root), man pages, the systemd unit, an example
+# configuration and the Grafana dashboard. PREFIX and DESTDIR as usual.
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/connbeat
+install: all
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -D -m 0755 build/connbeatd $(DESTDIR)$(SBINDIR)/connbeatd
+	$(Q)install -D -m 0755 build/connbeat $(DESTDIR)$(SBINDIR)/connbeat
+	$(Q)install -D -m 0644 man/connbeatd.8 $(DESTDIR)$(MANDIR)/man8/connbeatd.8
+	$(Q)install -D -m 0644 man/connbeat.8 $(DESTDIR)$(MANDIR)/man8/connbeat.8
+	$(Q)install -d $(DESTDIR)$(UNITDIR)
+	$(Q)sed 's|@SBINDIR@|$(SBINDIR)|g' dist/connbeatd.service > $(DESTDIR)$(UNITDIR)/connbeatd.service
+	$(Q)chmod 0644 $(DESTDIR)$(UNITDIR)/connbeatd.service
+	$(Q)install -D -m 0644 dist/connbeatd.conf $(DESTDIR)$(DOCDIR)/connbeatd.conf.example
+	$(Q)install -D -m 0644 dist/grafana-connbeat.json $(DESTDIR)$(DOCDIR)/grafana-connbeat.json
+
+uninstall:
+	$(Q)rm -f $(DESTDIR)$(SBINDIR)/connbeatd $(DESTDIR)$(SBINDIR)/connbeat \
+		$(DESTDIR)$(MANDIR)/man8/connbeatd.8 $(DESTDIR)$(MANDIR)/man8/connbeat.8 \
+		$(DESTDIR)$(UNITDIR)/connbeatd.service
+	$(Q)rm -rf $(DESTDIR)$(DOCDIR)
+
 clean:
 	$(call msg,CLEAN,build)
 	$(Q)rm -rf build

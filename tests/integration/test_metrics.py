@@ -101,6 +101,18 @@ def test_endpoint():
         t.ok(st.get("connbeat_sessions_opened_total", 0) >= s1["connbeat_sessions_opened_total"],
              "connbeat stats reads the same counters")
         lst.close()
+        # the shipped dashboard and alert rules use only series that exist
+        families = {re.sub(r"\{.*", "", k) for k in s1}
+        for path in ("dist/grafana-connbeat.json", "dist/connbeat-alerts.yml"):
+            used = set(re.findall(r"connbeat_[a-z_]+", open(os.path.join(t.ROOT, path)).read()))
+            unknown = sorted(n for n in used if n not in families and
+                             n + "_count" not in families)
+            t.eq(unknown, [], "%s refers only to exported metrics" % path)
+        p = subprocess.run(["promtool", "check", "rules",
+                            os.path.join(t.ROOT, "dist/connbeat-alerts.yml")],
+                           capture_output=True, text=True)
+        t.eq(p.returncode, 0, "promtool check rules accepts the alert rules",
+             p.stdout + p.stderr)
 
 
 def test_off_and_errors():
