@@ -63,6 +63,8 @@ int cb_record_check(const void *data, size_t len, const char **why)
 		w = "bad TCP state";
 	else if (r.flags & ~CB_RF_ALL)
 		w = "unknown flags";
+	else if (!r.cookie) /* sock_gen_cookie() starts at 1; 0 means "free" to the map */
+		w = "zero cookie";
 out:
 	if (why)
 		*why = w;

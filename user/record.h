@@ -30,7 +30,7 @@
 /* 0 when the `len` bytes at `data` are one valid struct cb_record, else
  * -EINVAL with a short static reason in *why (when why is not NULL):
  * "short record", "oversized record", "wrong ABI version", "bad size field",
- * "unknown kind", "bad address family", "bad TCP state", "unknown flags". */
+ * "unknown kind", "bad address family", "bad TCP state", "unknown flags", "zero cookie". */
 int cb_record_check(const void *data, size_t len, const char **why);
 
 /* "OPEN", "STATE", "CLOSE", "RESET", "BEAT", "RETRANS"; NULL if unknown. */

@@ -99,7 +99,7 @@ struct cb_map *cb_map_new(const struct cb_map_config *cfg, uint64_t now_ns)
 	struct cb_map *m;
 	uint64_t per;
 
-	if (!cfg->max_sessions || cfg->max_sessions > (1ULL << 31) || !cfg->tick_ns ||
+	if (!cfg->max_sessions || cfg->max_sessions > (1ULL << 30) || !cfg->tick_ns ||
 	    (cfg->shards & (cfg->shards - 1))) {
 		errno = EINVAL;
 		return NULL;
@@ -305,6 +305,8 @@ struct cb_session *__cb_shard_insert(struct cb_map *m, struct cb_shard *sh, uint
 	cb_sidx_t idx, *b;
 	struct cb_session *s;
 
+	if (!cookie)
+		return NULL; /* 0 marks a free slab slot: the kernel never hands it out */
 	if (!__shard_reserve(m, sh)) {
 		cb_stat_add(&sh->refused, 1);
 		return NULL;

@@ -114,6 +114,9 @@ static void test_fields(void **state)
 	r = sample();
 	r.flags = 0x80;
 	assert_string_equal(check(&r, sizeof(r)), "unknown flags");
+	r = sample();
+	r.cookie = 0;
+	assert_string_equal(check(&r, sizeof(r)), "zero cookie");
 }
 
 static void test_names(void **state)

@@ -380,6 +380,18 @@ static void test_cap(void **state)
 	cb_map_free(m);
 }
 
+/* Cookie 0 marks free slab slots: it can never become a session. */
+static void test_zero_cookie(void **state)
+{
+	struct cb_map *m = mk_map(1024, 60 * S, 10 * S, 512);
+	struct cb_record r = rec(CB_REC_OPEN, 0, T0, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
+
+	(void)state;
+	assert_int_equal(cb_apply_record(m, &r, T0), CB_APPLY_REFUSED);
+	assert_int_equal(cb_map_live(m), 0);
+	cb_map_free(m);
+}
+
 /* At the cap, CLOSED sessions lingering make room for new ones. */
 static void test_cap_evicts_closed(void **state)
 {
@@ -459,6 +471,13 @@ static void test_comm(void **state)
 	assert_true(cb_comm_full_misses(t) > 0);
 	assert_int_equal(cb_comm_intern(t, "a-new-name"), 0);
 	assert_int_equal(cb_comm_intern(t, "nginx"), a); /* known names still resolve */
+	cb_comm_free(t);
+	/* a new table (possibly at the same address) is not fooled by the
+	 * per-thread cache of the old one */
+	t = cb_comm_new();
+	assert_int_equal(cb_comm_intern(t, "zeta"), 1);
+	assert_int_equal(cb_comm_intern(t, "nginx"), 2);
+	assert_string_equal(cb_comm_name(t, 2), "nginx");
 	cb_comm_free(t);
 }
 
@@ -544,6 +563,7 @@ int main(void)
 		cmocka_unit_test(test_apply_kinds),
 		cmocka_unit_test(test_cap),
 		cmocka_unit_test(test_cap_evicts_closed),
+		cmocka_unit_test(test_zero_cookie),
 		cmocka_unit_test(test_drain),
 		cmocka_unit_test(test_comm),
 		cmocka_unit_test(test_dump_races),
