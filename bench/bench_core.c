@@ -7,7 +7,9 @@
  *     than one, dependent and independent random-read cost over 128 MiB and
  *     1 GiB — the yardsticks the explanations below are written against.
  *  1. Ingest: one thread upserts a pre-built stream of records through
- *     cb_apply_record() into a map holding 1M live sessions — ~90% BEAT of
+ *     cb_apply_batch() (64 at a time, as the daemon's ingest thread does:
+ *     the next records' cache misses overlap) into a map holding 1M live
+ *     sessions — ~90% BEAT of
  *     a random live cookie, ~5% OPEN of a new cookie, ~5% CLOSE of a live
  *     one (the live set stays near 1M; closed sessions linger, no ticks
  *     run). Baseline: the same stream applied to a bare open-addressing
@@ -455,8 +457,13 @@ static double run_map(struct cb_map *m, const struct cb_record *recs, size_t n,
 {
 	uint64_t t0 = mono_ns();
 
-	for (size_t i = 0; i < n; i++)
-		applied[cb_apply_record(m, &recs[i], recs[i].ts_ns)]++;
+	/* in batches, like the daemon's ingest thread (cb_apply_batch) */
+	for (size_t i = 0; i < n; i += CB_APPLY_BATCH_MAX) {
+		unsigned int k = n - i < CB_APPLY_BATCH_MAX ? (unsigned int)(n - i) :
+							      CB_APPLY_BATCH_MAX;
+
+		cb_apply_batch(m, &recs[i], k, recs[i].ts_ns, applied);
+	}
 	return (double)(mono_ns() - t0) / n;
 }
 
@@ -637,9 +644,15 @@ static void *worker_main(void *arg)
 	pthread_barrier_wait(w->start);
 	w->t0 = mono_ns();
 	if (w->m) {
-		for (size_t i = 0; i < w->n; i++)
-			if (cb_apply_record(w->m, &w->recs[i], w->recs[i].ts_ns) == CB_APPLY_REFUSED)
-				w->refused++;
+		uint64_t res[CB_APPLY_RESULTS] = { 0 };
+
+		for (size_t i = 0; i < w->n; i += CB_APPLY_BATCH_MAX) {
+			unsigned int k = w->n - i < CB_APPLY_BATCH_MAX ? (unsigned int)(w->n - i) :
+									 CB_APPLY_BATCH_MAX;
+
+			cb_apply_batch(w->m, &w->recs[i], k, w->recs[i].ts_ns, res);
+		}
+		w->refused += res[CB_APPLY_REFUSED];
 	} else {
 		for (size_t i = 0; i < w->n; i++) {
 			pthread_rwlock_wrlock(&w->b->lock);

@@ -238,3 +238,25 @@ enum cb_apply_result cb_apply_record(struct cb_map *m, const struct cb_record *r
 	cb_shard_unlock(sh);
 	return res;
 }
+
+/* Prefetch distances (records ahead): the bucket first, the record once
+ * the bucket has had time to arrive. A few hundred ns per miss and ~100 ns
+ * of work per record put both a handful of records ahead. */
+#define AHEAD_BUCKET 8
+#define AHEAD_RECORD 4
+
+void cb_apply_batch(struct cb_map *m, const struct cb_record *recs, unsigned int n,
+		    uint64_t now_ns, uint64_t results[CB_APPLY_RESULTS])
+{
+	for (unsigned int i = 0; i < n && i < AHEAD_BUCKET; i++)
+		cb_map_prefetch(m, recs[i].cookie, 0);
+	for (unsigned int i = 0; i < n && i < AHEAD_RECORD; i++)
+		cb_map_prefetch(m, recs[i].cookie, 1);
+	for (unsigned int i = 0; i < n; i++) {
+		if (i + AHEAD_BUCKET < n)
+			cb_map_prefetch(m, recs[i + AHEAD_BUCKET].cookie, 0);
+		if (i + AHEAD_RECORD < n)
+			cb_map_prefetch(m, recs[i + AHEAD_RECORD].cookie, 1);
+		results[cb_apply_record(m, &recs[i], now_ns)]++;
+	}
+}

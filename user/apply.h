@@ -47,6 +47,14 @@ enum cb_apply_result {
 enum cb_apply_result cb_apply_record(struct cb_map *m, const struct cb_record *r,
 				     uint64_t now_ns);
 
+/* Apply n validated records in order, exactly as n cb_apply_record()
+ * calls would, but with the next records' buckets and sessions
+ * prefetched while the current one is applied. Counts the results into
+ * results[CB_APPLY_RESULTS] (added to, not reset). */
+#define CB_APPLY_BATCH_MAX 64
+void cb_apply_batch(struct cb_map *m, const struct cb_record *recs, unsigned int n,
+		    uint64_t now_ns, uint64_t results[CB_APPLY_RESULTS]);
+
 /* True for the TCP states that make a session DRAINING. */
 int cb_tcp_state_draining(unsigned int tcp_state);
 

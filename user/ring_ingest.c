@@ -49,6 +49,11 @@ struct cb_ingest {
 	uint64_t now_ns;
 	uint64_t batch_start_ns;
 	uint32_t since_clock;
+	/* valid records waiting to be applied together (cb_apply_batch
+	 * overlaps their cache misses); applied when full and after every
+	 * poll, so nothing waits longer than one pass over the rings */
+	struct cb_record pending[CB_APPLY_BATCH_MAX];
+	unsigned int npending;
 };
 
 static struct cb_ratelimit invalid_rl = CB_RATELIMIT_INIT(1000, 5);
@@ -74,11 +79,26 @@ static inline void bump(_Atomic uint64_t *c)
 			      memory_order_relaxed);
 }
 
+static void apply_pending(struct cb_ingest *in)
+{
+	uint64_t res[CB_APPLY_RESULTS] = { 0 };
+
+	if (!in->npending)
+		return;
+	cb_apply_batch(in->map, in->pending, in->npending, in->now_ns, res);
+	in->npending = 0;
+	for (unsigned int i = 0; i < CB_APPLY_RESULTS; i++)
+		if (res[i])
+			atomic_store_explicit(&in->applied[i],
+					      atomic_load_explicit(&in->applied[i],
+								   memory_order_relaxed) + res[i],
+					      memory_order_relaxed);
+}
+
 static int on_record(void *ctx, void *data, size_t len)
 {
 	struct ring_state *r = ctx;
 	struct cb_ingest *in = r->in;
-	struct cb_record rec;
 	const char *why;
 
 	bump(&r->read);
@@ -95,16 +115,18 @@ static int on_record(void *ctx, void *data, size_t len)
 		if (!in->batch_start_ns)
 			in->batch_start_ns = in->now_ns;
 	}
-	/* the ring memory is only 8-byte aligned and shared with the kernel:
-	 * work on a copy so that every field is read once */
-	memcpy(&rec, data, sizeof(rec));
-	bump(&in->applied[cb_apply_record(in->map, &rec, in->now_ns)]);
+	/* the ring memory is shared with the kernel: work on a copy so that
+	 * every field is read once, the one that was checked */
+	memcpy(&in->pending[in->npending++], data, sizeof(struct cb_record));
+	if (in->npending == CB_APPLY_BATCH_MAX)
+		apply_pending(in);
 	return 0;
 }
 
-/* After a poll: account the batch it consumed. */
+/* After a poll: apply what is pending, account the batch. */
 static void end_batch(struct cb_ingest *in)
 {
+	apply_pending(in);
 	if (!in->batch_start_ns)
 		return;
 	if (in->batch_hist)

@@ -9,7 +9,9 @@
  *    CB_INGEST_POLL_MS, and then consumes every ring in one batch.
  *  - Every record passes cb_record_check() first; a bad one is counted per
  *    ring, logged (rate-limited) and dropped, never applied.
- *  - A valid record is applied with cb_apply_record(): one shard lock, O(1).
+ *  - Valid records are applied in batches of up to CB_APPLY_BATCH_MAX with
+ *    cb_apply_batch() (their cache misses overlap): one shard lock and O(1)
+ *    work each; a batch is applied when full and after every poll.
  *    Nothing on this path walks the map or blocks on a client.
  *  - cb_ingest_stop() ends the thread, then detaches the programs (no new
  *    records) and consumes what is left, so that after it returns the rings

@@ -251,6 +251,20 @@ static inline cb_sidx_t *bucket_of(struct cb_shard *sh, uint64_t cookie)
 	return &sh->buckets[mix64(cookie) & sh->bmask];
 }
 
+void cb_map_prefetch(struct cb_map *m, uint64_t cookie, int stage)
+{
+	struct cb_shard *sh = cb_map_shard(m, cookie);
+	cb_sidx_t *b = bucket_of(sh, cookie);
+
+	if (stage == 0) {
+		__builtin_prefetch(b);
+		return;
+	}
+	/* A racy peek (no lock): at worst it warms the wrong line. Indices
+	 * are always within the slab, which never moves. */
+	__builtin_prefetch(&sh->slab[__atomic_load_n(b, __ATOMIC_RELAXED)]);
+}
+
 struct cb_session *__cb_shard_lookup(struct cb_shard *sh, uint64_t cookie)
 {
 	for (cb_sidx_t i = *bucket_of(sh, cookie); i; i = sh->slab[i].hnext)
@@ -326,7 +340,8 @@ struct cb_session *__cb_shard_insert(struct cb_map *m, struct cb_shard *sh, uint
 	s->cookie = cookie;
 	b = bucket_of(sh, cookie);
 	s->hnext = *b;
-	*b = idx;
+	/* atomic only for cb_map_prefetch(), which peeks without the lock */
+	__atomic_store_n(b, idx, __ATOMIC_RELAXED);
 	cb_stat_add(&sh->opened, 1);
 	return s;
 refuse:
@@ -341,7 +356,7 @@ void __cb_shard_remove(struct cb_map *m, struct cb_shard *sh, struct cb_session 
 
 	while (*p != idx)
 		p = &sh->slab[*p].hnext;
-	*p = s->hnext;
+	__atomic_store_n(p, s->hnext, __ATOMIC_RELAXED); /* see the insert */
 	if (s->flags & CB_SF_IN_WHEEL)
 		__cb_wheel_unlink(&sh->wheel, sh->slab, idx);
 	cb_state_leave(&sh->st, s);

@@ -115,6 +115,13 @@ void __cb_session_schedule(struct cb_map *m, struct cb_shard *sh, struct cb_sess
 bool __cb_session_transition(struct cb_map *m, struct cb_shard *sh, struct cb_session *s,
 			     unsigned int from, unsigned int to);
 
+/* Warm the caches for an upsert of `cookie` a little later: stage 0
+ * fetches its hash bucket, stage 1 (some records later, once the bucket
+ * is in cache) the first record of its chain. A hint only: no lock, no
+ * effect on the map. The two dependent cache misses of a lookup in a map
+ * of millions then overlap across a batch (apply.h: cb_apply_batch). */
+void cb_map_prefetch(struct cb_map *m, uint64_t cookie, int stage);
+
 /* Idleness of a session at `now` on the map's basis (or `basis_any`). */
 uint64_t cb_session_idle_ns(const struct cb_session *s, uint64_t now_ns, bool basis_any);
 
