@@ -190,13 +190,33 @@ uint32_t cb_map_nshards(const struct cb_map *m)
 	return m->nshards;
 }
 
+static void visit_reschedule(struct cb_map *m, struct cb_shard *sh, struct cb_session *s,
+			     void *ctx)
+{
+	(void)ctx;
+	if (s->flags & CB_SF_IN_WHEEL)
+		__cb_session_schedule(m, sh, s);
+}
+
 void cb_map_set_timeouts(struct cb_map *m, uint64_t idle_ns, bool idle_basis_any,
 			 uint64_t drain_timeout_ns, uint64_t linger_ns)
 {
+	bool earlier = idle_ns < atomic_load(&m->idle_ns) ||
+		       linger_ns < atomic_load(&m->linger_ns) ||
+		       idle_basis_any != atomic_load(&m->basis_any);
+	struct cb_map_cursor cur = { 0 };
+
 	atomic_store(&m->idle_ns, idle_ns);
 	atomic_store(&m->basis_any, idle_basis_any);
 	atomic_store(&m->drain_timeout_ns, drain_timeout_ns);
 	atomic_store(&m->linger_ns, linger_ns);
+	/* Longer timeouts need nothing: a session that comes due early is
+	 * re-slotted lazily. Shorter ones would wait for the old deadlines,
+	 * up to the wheel's horizon: move every wheel entry now, in the usual
+	 * bounded chunks (a reload is rare, and not on any hot path). */
+	if (earlier)
+		while (!cb_map_cursor_done(m, &cur))
+			cb_map_visit(m, &cur, visit_reschedule, NULL);
 }
 
 uint64_t cb_map_idle_ns(const struct cb_map *m)

@@ -73,7 +73,8 @@ void cb_map_free(struct cb_map *m);
 /* The configuration in force (shards resolved). */
 const struct cb_map_config *cb_map_config(const struct cb_map *m);
 /* Change the timeouts at run time (SIGHUP). Longer timeouts take effect at
- * once (lazy re-slotting); shorter ones as sessions next come due. */
+ * once (lazy re-slotting); when one gets shorter, every wheel entry is
+ * re-slotted at its new deadline by a chunked walk of the map. */
 void cb_map_set_timeouts(struct cb_map *m, uint64_t idle_ns, bool idle_basis_any,
 			 uint64_t drain_timeout_ns, uint64_t linger_ns);
 uint64_t cb_map_idle_ns(const struct cb_map *m);

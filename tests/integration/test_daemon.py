@@ -340,7 +340,45 @@ def test_socket_permissions():
         t.eq(int(eff, 16), 0, "after loading, the daemon holds no capabilities")
 
 
-t.run(test_seeded_before_start, test_idle_stale_then_active, test_close_wait_leak,
+def test_sighup_reload():
+    cfg = "/tmp/connbeatd-reload-%d.conf" % os.getpid()
+    with open(cfg, "w") as f:
+        f.write("idle = 1h\n")
+    try:
+        with t.Daemon("--config", cfg, *FAST, trace=False) as d:
+            c, a, lst = t.tcp_pair(4)
+            port = str(lst.getsockname()[1])
+            cid = t.cookie(c)
+            wait_rows(d, lambda rs: cid in by_id(rs), "--port", port, timeout=5)
+            time.sleep(1.5)
+            t.eq(by_id(d.sessions("--port", port)).get(cid, {}).get("state"), "active",
+                 "with idle = 1h a connection silent for 1.5 s is active")
+            with open(cfg, "w") as f:
+                f.write("idle = 1s\n# a restart-only key, changed: only warned about\n"
+                        "shards = 2\n")
+            d.proc.send_signal(signal.SIGHUP)
+            rows = wait_rows(d, lambda rs: by_id(rs).get(cid, {}).get("state") == "stale",
+                             "--port", port, timeout=10)
+            t.eq(by_id(rows).get(cid, {}).get("state"), "stale",
+                 "after SIGHUP with idle = 1s it turns stale")
+            t.ok(any("shards" in l and "restart" in l for l in d.err),
+                 "a changed restart-only key is reported as needing a restart",
+                 d.stderr_text()[-1500:])
+            with open(cfg, "w") as f:
+                f.write("idle = soon\n")
+            d.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            t.ok(d.proc.poll() is None and d.cli("stats").returncode == 0,
+                 "a bad config on SIGHUP keeps the daemon running on its settings")
+            t.ok(any("keeping the current settings" in l for l in d.err),
+                 "and says so", d.stderr_text()[-1500:])
+            for s in (c, a, lst):
+                s.close()
+    finally:
+        os.unlink(cfg)
+
+
+t.run(test_seeded_before_start, test_sighup_reload, test_idle_stale_then_active, test_close_wait_leak,
       test_kill9_restart, test_tiny_ring_converges, test_malformed_requests,
       test_stuck_client_does_not_stall, test_sigterm_drains, test_usage_and_config_errors,
       test_socket_permissions)

@@ -380,6 +380,26 @@ static void test_cap(void **state)
 	cb_map_free(m);
 }
 
+/* A shorter idle threshold (SIGHUP) applies to sessions already in the
+ * wheel at their old, far deadline. */
+static void test_shorter_timeout(void **state)
+{
+	struct cb_map *m = mk_map(1024, 3600 * S, 10 * S, 512);
+	struct cb_map_stats st;
+
+	(void)state;
+	for (uint64_t c = 1; c <= 100; c++)
+		open_at(m, c, T0);
+	tick_all(m, T0 + 2 * S);
+	cb_map_stats(m, &st);
+	assert_int_equal(st.live[CB_ST_ACTIVE], 100);
+	cb_map_set_timeouts(m, 1 * S, false, 30 * S, 10 * S);
+	tick_all(m, T0 + 3 * S);
+	cb_map_stats(m, &st);
+	assert_int_equal(st.live[CB_ST_STALE], 100);
+	cb_map_free(m);
+}
+
 /* Cookie 0 marks free slab slots: it can never become a session. */
 static void test_zero_cookie(void **state)
 {
@@ -564,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_cap),
 		cmocka_unit_test(test_cap_evicts_closed),
 		cmocka_unit_test(test_zero_cookie),
+		cmocka_unit_test(test_shorter_timeout),
 		cmocka_unit_test(test_drain),
 		cmocka_unit_test(test_comm),
 		cmocka_unit_test(test_dump_races),
