@@ -278,11 +278,12 @@ static int on_heartbeat(uint64_t cookie, const struct cb_heartbeat *hb, void *ct
 	}
 	if (present)
 		return 0;
-/* Nobody knows this socket: not in the map, not in this namespace's
-	 * dump, silent for a whole interval (so not one opened meanwhile, nor
-	 * an idle socket of another namespace that will beat again soon): its
-	 * close was never seen by the programs. The kernel's LRU would evict it
-	 * eventually; free the slot now. */
+	/* Nobody knows this socket: not in the map, not in this namespace's
+	 * dump, silent for a whole interval (so not one opened meanwhile):
+	 * its close was never seen by the programs. The kernel's LRU would
+	 * evict it eventually; free the slot now. (An idle socket of another
+	 * namespace that the map never learnt of loses its entry too; the
+	 * programs create a new one, marked seeded, at its next activity.) */
 	if (!p->seed && !set_has(&p->seen, cookie)) {
 		uint64_t quiet = atomic_load_explicit(&r->interval_ns, memory_order_relaxed);
 
