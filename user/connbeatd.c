@@ -254,7 +254,7 @@ static int run_daemon(struct cb_daemon *d, int argc, char **argv)
 		goto stop;
 	describe_ready(d, seed_start);
 	main_loop(d, &sigs, argc, argv);
-	rc = 0;
+	rc = cb_ingest_failed(d->ingest) ? 1 : 0;
 stop:
 	/* Stop taking work first, then the producers, then read what they
 	 * left: after cb_ingest_stop() the rings are empty. */

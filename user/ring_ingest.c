@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ struct cb_ingest {
 	_Atomic uint64_t applied[CB_APPLY_RESULTS];
 	_Atomic uint64_t batches;
 	_Atomic bool stop;
+	_Atomic bool failed;
 	bool running;
 	pthread_t thread;
 	/* per-batch, ingest thread only */
@@ -145,8 +147,11 @@ static void *ingest_main(void *arg)
 		n = cb_rings_poll(in->rb, CB_INGEST_POLL_MS);
 		end_batch(in);
 		if (n < 0 && n != -EINTR) {
-			cb_err("reading the BPF rings failed: %s; connbeatd stops ingesting",
-			       strerror(-n));
+			/* without ingestion the daemon would serve a frozen map:
+			 * stop it (exit 1), so that a supervisor restarts it */
+			cb_err("reading the BPF rings failed: %s; connbeatd stops", strerror(-n));
+			atomic_store(&in->failed, true);
+			kill(getpid(), SIGTERM);
 			break;
 		}
 	}
@@ -257,6 +262,11 @@ void cb_ingest_free(struct cb_ingest *in)
 			munmap((void *)in->ring[i].pos, 2 * page);
 	/* the ring_buffer object belongs to the loader */
 	free(in);
+}
+
+bool cb_ingest_failed(const struct cb_ingest *in)
+{
+	return atomic_load(&((struct cb_ingest *)in)->failed);
 }
 
 void cb_ingest_stats(const struct cb_ingest *in, struct cb_ingest_stats *out)

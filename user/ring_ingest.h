@@ -21,6 +21,7 @@
 #ifndef CONNBEAT_RING_INGEST_H
 #define CONNBEAT_RING_INGEST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "apply.h"
@@ -57,6 +58,9 @@ void cb_ingest_stop(struct cb_ingest *in);
 void cb_ingest_free(struct cb_ingest *in);
 
 void cb_ingest_stats(const struct cb_ingest *in, struct cb_ingest_stats *out);
+/* True when the thread stopped on an error reading the rings (it then
+ * sent the process SIGTERM: the daemon exits 1). */
+bool cb_ingest_failed(const struct cb_ingest *in);
 /* Bytes waiting in a ring right now and the ring's size (0 when unknown). */
 uint64_t cb_ingest_ring_pending(const struct cb_ingest *in, unsigned int ring);
 uint64_t cb_ingest_ring_size(const struct cb_ingest *in, unsigned int ring);
