@@ -764,12 +764,13 @@ static int cmd_maps(const struct cli *c)
 	if (c->cmd == CMD_STATS) {
 		uint64_t st[CB_STAT_MAX];
 		static const char *const names[CB_STAT_MAX] = {
-			[CB_STAT_EVENTS_EMITTED] = "connbeat_bpf_events_emitted_total",
-			[CB_STAT_EVENTS_DROPPED] = "connbeat_bpf_events_dropped_total",
-			[CB_STAT_BEATS_EMITTED] = "connbeat_bpf_beats_emitted_total",
-			[CB_STAT_BEATS_DROPPED] = "connbeat_bpf_beats_dropped_total",
-			[CB_STAT_MAP_UPDATE_FAILED] = "connbeat_bpf_map_update_failed_total",
-			[CB_STAT_MAP_SEEDED] = "connbeat_bpf_map_seeded_total",
+			/* the daemon's names for the same counters */
+			[CB_STAT_EVENTS_EMITTED] = "connbeat_ringbuf_emitted_total{ring=\"events\"}",
+			[CB_STAT_EVENTS_DROPPED] = "connbeat_ringbuf_dropped_total{ring=\"events\"}",
+			[CB_STAT_BEATS_EMITTED] = "connbeat_ringbuf_emitted_total{ring=\"beats\"}",
+			[CB_STAT_BEATS_DROPPED] = "connbeat_ringbuf_dropped_total{ring=\"beats\"}",
+			[CB_STAT_MAP_UPDATE_FAILED] = "connbeat_heartbeats_update_failed_total",
+			[CB_STAT_MAP_SEEDED] = "connbeat_heartbeats_seeded_total",
 		};
 		struct cb_stat_entry e[CB_STAT_MAX];
 		uint32_t n = 0;

@@ -311,6 +311,10 @@ def test_maps_without_daemon():
                 t.eq(r["rx_bytes"], 3000, "with its byte count")
         p = t.cli("--maps", "--pin-dir", pin, "stale")
         t.eq(p.returncode, 0, "--maps stale prints a table", p.stderr)
+        p = t.cli("--maps", "--pin-dir", pin, "stats", "--json")
+        st = json.loads(p.stdout) if p.returncode == 0 else {}
+        t.ok(st.get('connbeat_ringbuf_emitted_total{ring="events"}', 0) >= 4,
+             "--maps stats: the programs' counters, under the daemon's metric names", st)
         p = subprocess.run(["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
                             "--errors-for-leak-kinds=definite", t.CONNBEAT, "--maps",
                             "--pin-dir", pin, "list", "--json"], capture_output=True,
