@@ -109,6 +109,12 @@ int cb_sock_diag_parse(const void *buf, size_t len, cb_diag_fn fn, void *ctx)
 
 		if (len < sizeof(*nlh) || nlh->nlmsg_len < sizeof(*nlh) || nlh->nlmsg_len > len)
 			return -EINVAL;
+		/* The kernel pads every attribute, so its messages are 4-byte
+		 * multiples; libmnl's attribute walk rounds the length up and
+		 * would read past the end of an unaligned last message (found
+		 * by fuzz_sock_diag). */
+		if (nlh->nlmsg_len != NLMSG_ALIGN(nlh->nlmsg_len))
+			return -EINVAL;
 		step = NLMSG_ALIGN((size_t)nlh->nlmsg_len);
 		if (step > len)
 			step = len;
