@@ -84,16 +84,20 @@ static int run_trace(const struct cb_options *o)
 	return err ? 1 : 0;
 }
 
-/* One wheel tick: rounds until nothing due is left, bounded so that a huge
- * backlog is spread over several ticks instead of starving the signals. */
+/* One wheel period: budgeted ticks (each ≤ ~0.5 ms, carry-over between
+ * them) until nothing due is left, for at most half the period, so that a
+ * huge backlog is spread over several periods instead of starving the
+ * signals. */
 static void tick(struct cb_daemon *d)
 {
-	uint64_t t0 = mono_ns();
-	int rounds = 0;
+	uint64_t t0 = mono_ns(), t = t0, until = t0 + d->opts.tick_ns / 2;
+	bool more;
 
-	while (cb_map_tick(d->map, mono_ns()) && ++rounds < 64)
-		;
-	cb_histogram_observe_ns(&d->tick_hist, mono_ns() - t0);
+	do {
+		more = cb_map_tick(d->map, t);
+		cb_histogram_observe_ns(&d->tick_hist, mono_ns() - t);
+		t = mono_ns();
+	} while (more && t < until);
 }
 
 static void reload(struct cb_daemon *d, int argc, char **argv)

@@ -149,7 +149,8 @@ static void rings(struct cb_metrics_sink *k, struct cb_daemon *d)
 		  "Time to apply one batch of ring records");
 	k->histogram(k, NULL, &d->ingest_hist);
 	k->family(k, "connbeat_tick_seconds", CB_METRIC_HISTOGRAM,
-		  "Time of one timing-wheel tick (all its rounds)");
+		  "Time of one timing-wheel tick: one budgeted pass over the shards (a "
+		  "period with more due sessions than one budget takes several)");
 	k->histogram(k, NULL, &d->tick_hist);
 }
 

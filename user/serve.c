@@ -186,7 +186,8 @@ static int serve_dump(struct cb_daemon *d, int fd, const struct cb_dump_req *req
 
 	q.basis_any = req->idle_basis == CB_BASIS_DEFAULT ? cb_map_idle_basis_any(d->map) :
 							     req->idle_basis == CB_BASIS_ANY;
-	chunk = malloc(CB_MAP_CHUNK * sizeof(*chunk));
+	/* calloc: the pages are touched here, not on first copy under a lock */
+	chunk = calloc(CB_MAP_CHUNK, sizeof(*chunk));
 	f = malloc(sizeof(*f));
 	if (!chunk || !f) {
 		err = cb_proto_write_error(fd, ENOMEM, "connbeatd is out of memory; try again");

@@ -122,8 +122,14 @@ struct cb_map *cb_map_new(const struct cb_map_config *cfg, uint64_t now_ns)
 		m->cfg.shards /= 2; /* tiny caps (tests): keep shards useful */
 	if (!m->cfg.tick_budget)
 		m->cfg.tick_budget = 512;
-	if (!m->cfg.tick_max_ns)
-		m->cfg.tick_max_ns = 50000;
+	/* One cb_map_tick() call visits every shard: share a 400 µs budget
+	 * between them (at least 20 µs each), so that a tick stays well
+	 * under a millisecond and no lock is held for long. */
+	if (!m->cfg.tick_max_ns) {
+		m->cfg.tick_max_ns = CB_TICK_CALL_NS / m->cfg.shards;
+		if (m->cfg.tick_max_ns < 20000)
+			m->cfg.tick_max_ns = 20000;
+	}
 	m->nshards = m->cfg.shards;
 	atomic_store(&m->idle_ns, cfg->idle_ns);
 	atomic_store(&m->drain_timeout_ns, cfg->drain_timeout_ns);

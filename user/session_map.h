@@ -35,6 +35,9 @@
 #include "session.h"
 #include "state.h"
 
+/* Default time budget of one cb_map_tick() call, all shards together. */
+#define CB_TICK_CALL_NS 400000ull
+
 struct cb_map_config {
 	uint64_t max_sessions;
 	uint32_t shards;       /* power of two; 0: from the number of CPUs */
@@ -44,7 +47,8 @@ struct cb_map_config {
 	uint64_t drain_timeout_ns; /* DRAINING silent this long counts as stale */
 	uint64_t linger_ns;    /* CLOSED kept this long */
 	uint32_t tick_budget;  /* entries per shard per tick call; 0: 512 */
-	uint64_t tick_max_ns;  /* time bound per shard per tick call; 0: 50 µs */
+	uint64_t tick_max_ns;  /* time bound per shard per tick call; 0: CB_TICK_CALL_NS
+				* shared by the shards (at least 20 µs each) */
 };
 
 /* Counters of the whole map (summed over shards on demand). */
