@@ -329,9 +329,13 @@ void cb_serve_client(int fd, const struct ucred *peer, void *ctx)
 			cb_log_ratelimited(&bad_rl, CB_LOG_WARN,
 					   "control: malformed request from pid %d: %s", (int)peer->pid,
 					   why);
-			cb_proto_write_error(fd, err == -EPROTONOSUPPORT ? EPROTONOSUPPORT : EINVAL,
-					     "%s; update connbeat and connbeatd to the same version",
-					     why);
+			if (err == -EPROTONOSUPPORT)
+				cb_proto_write_error(fd, EPROTONOSUPPORT,
+						     "%s: use the connbeat that came with this "
+						     "connbeatd (protocol version %d)",
+						     why, CB_PROTO_VERSION);
+			else
+				cb_proto_write_error(fd, EINVAL, "malformed request: %s", why);
 			break; /* the stream may be out of step: start afresh */
 		}
 		if (peer->uid != 0) {
