@@ -386,6 +386,12 @@ class Daemon:
             self.stop(signal.SIGKILL)
         if self.own_pin_dir:
             remove_pin_dir(self.pin_dir)
+        # a daemon killed with SIGKILL leaves its socket file behind
+        if self.socket_path and self.proc is not None and self.proc.poll() is not None:
+            try:
+                os.unlink(self.socket_path)
+            except OSError:
+                pass
 
     def cli(self, *args, timeout=30):
         """Run build/connbeat against this daemon's socket."""
