@@ -101,10 +101,17 @@ static int on_record(void *ctx, void *data, size_t len)
 {
 	struct ring_state *r = ctx;
 	struct cb_ingest *in = r->in;
+	struct cb_record *rec = &in->pending[in->npending];
 	const char *why;
 
 	bump(&r->read);
-	if (cb_record_check(data, len, &why)) {
+	/* The ring memory is shared with the kernel: copy first, then check
+	 * and apply the copy, so that what was checked is what is applied. */
+	if (len == sizeof(*rec))
+		memcpy(rec, data, sizeof(*rec));
+	if (len != sizeof(*rec) || cb_record_check(rec, len, &why)) {
+		if (len != sizeof(*rec))
+			cb_record_check(data, len, &why); /* for the reason */
 		bump(&r->invalid);
 		cb_log_ratelimited(&invalid_rl, CB_LOG_WARN,
 				   "%s ring: dropped an invalid record (%s, %zu bytes); "
@@ -117,10 +124,7 @@ static int on_record(void *ctx, void *data, size_t len)
 		if (!in->batch_start_ns)
 			in->batch_start_ns = in->now_ns;
 	}
-	/* the ring memory is shared with the kernel: work on a copy so that
-	 * every field is read once, the one that was checked */
-	memcpy(&in->pending[in->npending++], data, sizeof(struct cb_record));
-	if (in->npending == CB_APPLY_BATCH_MAX)
+	if (++in->npending == CB_APPLY_BATCH_MAX)
 		apply_pending(in);
 	return 0;
 }
