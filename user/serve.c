@@ -12,15 +12,18 @@
  * N rows, still without holding any lock across the walk.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "filter.h"
 #include "log.h"
 #include "proto.h"
+#include "hbmap.h"
 #include "state.h"
 
 #pragma GCC poison u8 u16 u32 u64
@@ -42,7 +45,19 @@ struct dump {
 	uint64_t now;
 	bool basis_any;
 	uint64_t idle_ns, drain_ns; /* the daemon's thresholds */
+	int hb_fd;                  /* the pinned heartbeats map, -1: none */
+	uint32_t fresh_left;        /* rows still to refresh from it */
 };
+
+/*
+ * Counters and clocks reach the map with throttled heartbeats and with each
+ * reconciliation, so a connection that just moved data may be up to a beat
+ * interval (busy) or a reconcile interval (gone quiet) behind. For an
+ * interactive answer, the first CB_FRESH_ROWS rows of a dump are refreshed
+ * from the kernel's own map entry: one lookup each, no lock held; beyond
+ * that a dump of millions streams the map's values as they are.
+ */
+#define CB_FRESH_ROWS 10000
 
 /* Runs under the shard lock for every session: compares only. */
 static bool dump_match(const struct cb_session *s, void *ctx)
@@ -103,6 +118,60 @@ static void to_row(const struct dump *q, const struct cb_session *s, struct cb_r
 	r->segs_out = s->segs_out;
 	r->retrans = s->retrans;
 	r->resets = s->resets;
+}
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Bring a row up to date with the kernel's heartbeats entry. False when the
+ * row no longer belongs in a stale dump (it was active after all). */
+static bool refresh_row(struct dump *q, struct cb_row *r)
+{
+	struct cb_heartbeat hb;
+	uint64_t data_ago, seen_ago;
+
+	if (q->hb_fd < 0 || !q->fresh_left || r->state == CB_ST_CLOSED)
+		return true;
+	q->fresh_left--;
+	if (cb_heartbeat_read_fd(q->hb_fd, r->cookie, &hb))
+		return true; /* no entry (closing, or evicted by the LRU) */
+	if (hb.pid && !(r->flags & CB_ROW_OWNER_KNOWN)) {
+		/* an accepted socket's first reader, not yet merged by a
+		 * reconciliation */
+		char path[32];
+		ssize_t n = -1;
+		int fd;
+
+		snprintf(path, sizeof(path), "/proc/%u/comm", hb.pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			n = read(fd, r->comm, sizeof(r->comm) - 1);
+			close(fd);
+		}
+		if (n > 0 && r->comm[n - 1] == '\n')
+			n--;
+		memset(r->comm + (n > 0 ? n : 0), 0, sizeof(r->comm) - (n > 0 ? n : 0));
+		r->pid = hb.pid;
+		r->flags |= CB_ROW_OWNER_KNOWN;
+	}
+	if (hb.tx_bytes > r->tx_bytes)
+		r->tx_bytes = hb.tx_bytes;
+	if (hb.rx_bytes > r->rx_bytes)
+		r->rx_bytes = hb.rx_bytes;
+	data_ago = since(q->now, hb.last_data_ns);
+	seen_ago = since(q->now, hb.last_seen_ns);
+	r->seen_ns = min64(r->seen_ns, seen_ago);
+	r->idle_ns = min64(r->idle_ns, q->basis_any ? seen_ago : data_ago);
+	/* the next heartbeat would revive it: say so now */
+	if (r->state == CB_ST_STALE && r->idle_ns < q->idle_ns)
+		r->state = CB_ST_ACTIVE;
+	if (q->req->mode != CB_DUMP_STALE)
+		return true;
+	if (q->req->idle_ns)
+		return r->idle_ns >= q->req->idle_ns;
+	return r->idle_ns >= (r->state == CB_ST_DRAINING ? q->drain_ns : q->idle_ns);
 }
 
 /* A ROWS frame under construction. */
@@ -173,6 +242,8 @@ static int serve_dump(struct cb_daemon *d, int fd, const struct cb_dump_req *req
 		.now = mono_ns(),
 		.idle_ns = cb_map_idle_ns(d->map),
 		.drain_ns = cb_map_drain_timeout_ns(d->map),
+		.hb_fd = d->loader ? cb_loader_map_fd(d->loader, CB_LMAP_HEARTBEATS) : -1,
+		.fresh_left = CB_FRESH_ROWS,
 	};
 	struct cb_map_cursor cur = {};
 	struct cb_end end = {};
@@ -200,9 +271,11 @@ static int serve_dump(struct cb_daemon *d, int fd, const struct cb_dump_req *req
 		for (size_t i = 0; i < n; i++) {
 			struct cb_row row;
 
+			to_row(&q, &chunk[i], &row);
+			if (!refresh_row(&q, &row))
+				continue;
 			end.matched++;
 			if (top_n) {
-				to_row(&q, &chunk[i], &row);
 				if (heap_n < req->limit) {
 					if (heap_n == heap_cap) {
 						uint32_t cap = heap_cap ? 2 * heap_cap : 256;
@@ -228,7 +301,7 @@ static int serve_dump(struct cb_daemon *d, int fd, const struct cb_dump_req *req
 			}
 			if (req->limit && end.rows >= req->limit)
 				continue; /* keep counting matches */
-			to_row(&q, &chunk[i], &f->row[f->hdr.count++]);
+			f->row[f->hdr.count++] = row;
 			end.rows++;
 			if (f->hdr.count == CB_ROWS_PER_FRAME) {
 				err = flush_rows(fd, f);
