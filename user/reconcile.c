@@ -4,14 +4,11 @@
 
 #include <bpf/bpf.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "apply.h"
 #include "hbmap.h"
@@ -197,20 +194,8 @@ static int on_socket(const struct cb_diag_sock *d, void *ctx)
 
 static void read_comm(struct pass *p, uint32_t pid, char out[CB_COMM_LEN])
 {
-	char path[32];
-	ssize_t n;
-	int fd;
-
 	if (p->comm_pid != pid) {
-		memset(p->comm, 0, sizeof(p->comm));
-		snprintf(path, sizeof(path), "/proc/%u/comm", pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			n = read(fd, p->comm, sizeof(p->comm) - 1);
-			if (n > 0 && p->comm[n - 1] == '\n')
-				p->comm[n - 1] = 0;
-			close(fd);
-		}
+		cb_comm_read_proc(pid, p->comm);
 		p->comm_pid = pid;
 	}
 	memcpy(out, p->comm, CB_COMM_LEN);

@@ -12,18 +12,15 @@
  * N rows, still without holding any lock across the walk.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "daemon.h"
 #include "filter.h"
 #include "log.h"
 #include "proto.h"
-#include "hbmap.h"
 #include "state.h"
 
 #pragma GCC poison u8 u16 u32 u64
@@ -47,6 +44,7 @@ struct dump {
 	uint64_t idle_ns, drain_ns; /* the daemon's thresholds */
 	int hb_fd;                  /* the pinned heartbeats map, -1: none */
 	uint32_t fresh_left;        /* rows still to refresh from it */
+	struct cb_filter nopid;     /* the filter without --pid (see dump_match) */
 };
 
 /*
@@ -66,7 +64,12 @@ static bool dump_match(const struct cb_session *s, void *ctx)
 	unsigned int st;
 	uint64_t idle;
 
-	if (!cb_filter_match(&q->req->filter, s))
+	/* An accepted socket's owner reaches the map with a beat or the next
+	 * reconciliation; until then the kernel's entry knows it: let --pid
+	 * pass such a session here, refresh_row() decides from that entry. */
+	if (!cb_filter_match(&q->req->filter, s) &&
+	    (!(q->req->filter.fields & CB_FLT_PID) || (s->flags & CB_SF_OWNER_KNOWN) ||
+	     !cb_filter_match(&q->nopid, s)))
 		return false;
 	if (q->req->mode != CB_DUMP_STALE)
 		return true;
@@ -126,33 +129,24 @@ static uint64_t min64(uint64_t a, uint64_t b)
 }
 
 /* Bring a row up to date with the kernel's heartbeats entry. False when the
- * row no longer belongs in a stale dump (it was active after all). */
+ * row no longer belongs in the dump: a stale dump's row that was active
+ * after all, or a --pid dump's row whose owner turns out to be another. */
 static bool refresh_row(struct dump *q, struct cb_row *r)
 {
+	const struct cb_filter *f = &q->req->filter;
+	bool as_is = !(f->fields & CB_FLT_PID) || (r->flags & CB_ROW_OWNER_KNOWN);
 	struct cb_heartbeat hb;
 	uint64_t data_ago, seen_ago;
 
 	if (q->hb_fd < 0 || !q->fresh_left || r->state == CB_ST_CLOSED)
-		return true;
+		return as_is;
 	q->fresh_left--;
 	if (cb_heartbeat_read_fd(q->hb_fd, r->cookie, &hb))
-		return true; /* no entry (closing, or evicted by the LRU) */
+		return as_is; /* no entry: closing, or evicted by the kernel's LRU */
 	if (hb.pid && !(r->flags & CB_ROW_OWNER_KNOWN)) {
 		/* an accepted socket's first reader, not yet merged by a
 		 * reconciliation */
-		char path[32];
-		ssize_t n = -1;
-		int fd;
-
-		snprintf(path, sizeof(path), "/proc/%u/comm", hb.pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			n = read(fd, r->comm, sizeof(r->comm) - 1);
-			close(fd);
-		}
-		if (n > 0 && r->comm[n - 1] == '\n')
-			n--;
-		memset(r->comm + (n > 0 ? n : 0), 0, sizeof(r->comm) - (n > 0 ? n : 0));
+		cb_comm_read_proc(hb.pid, r->comm);
 		r->pid = hb.pid;
 		r->flags |= CB_ROW_OWNER_KNOWN;
 	}
@@ -167,6 +161,8 @@ static bool refresh_row(struct dump *q, struct cb_row *r)
 	/* the next heartbeat would revive it: say so now */
 	if (r->state == CB_ST_STALE && r->idle_ns < q->idle_ns)
 		r->state = CB_ST_ACTIVE;
+	if ((f->fields & CB_FLT_PID) && (!(r->flags & CB_ROW_OWNER_KNOWN) || r->pid != f->pid))
+		return false;
 	if (q->req->mode != CB_DUMP_STALE)
 		return true;
 	if (q->req->idle_ns)
@@ -244,6 +240,7 @@ static int serve_dump(struct cb_daemon *d, int fd, const struct cb_dump_req *req
 		.drain_ns = cb_map_drain_timeout_ns(d->map),
 		.hb_fd = d->loader ? cb_loader_map_fd(d->loader, CB_LMAP_HEARTBEATS) : -1,
 		.fresh_left = CB_FRESH_ROWS,
+		.nopid = req->filter,
 	};
 	struct cb_map_cursor cur = {};
 	struct cb_end end = {};
@@ -255,6 +252,7 @@ static int serve_dump(struct cb_daemon *d, int fd, const struct cb_dump_req *req
 	size_t n;
 	int err = 0;
 
+	q.nopid.fields &= ~CB_FLT_PID;
 	q.basis_any = req->idle_basis == CB_BASIS_DEFAULT ? cb_map_idle_basis_any(d->map) :
 							     req->idle_basis == CB_BASIS_ANY;
 	/* calloc: the pages are touched here, not on first copy under a lock */

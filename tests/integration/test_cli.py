@@ -231,6 +231,46 @@ def test_json_vs_ss():
             s.close()
 
 
+def test_filters_on_the_daemon():
+    """FILTERS applied by the real daemon, and stale --limit N giving the N
+    most idle."""
+    with t.Daemon("--tick", "100ms", trace=False) as d:
+        lst = t.tcp_listener(4)
+        port = lst.getsockname()[1]
+        pairs = []
+        for _ in range(3):
+            c = socket.create_connection(("127.0.0.1", port))
+            a, _ = lst.accept()
+            t.send_bytes(c, 10)
+            t.recv_bytes(a, 10)
+            pairs.append((c, a))
+            time.sleep(0.3)  # the first pair is the most idle
+        c6, a6, lst6 = t.tcp_pair(6)
+        p6 = lst6.getsockname()[1]
+        ids = lambda rows: sorted(r["id"] for r in rows)  # noqa: E731
+        t.wait_until(lambda: len(d.sessions("--port", str(port))) == 6, 5, 0.05)
+        t.eq(ids(d.sessions("--sport", str(port))), sorted(t.cookie(a) for _, a in pairs),
+             "--sport: the accepted sides only")
+        t.eq(ids(d.sessions("--dport", str(port))), sorted(t.cookie(c) for c, _ in pairs),
+             "--dport: the connecting sides only")
+        t.eq(ids(d.sessions("--addr", "::1", "--port", str(p6))),
+             sorted([t.cookie(c6), t.cookie(a6)]), "--addr ::1: the IPv6 pair")
+        t.eq(d.sessions("--addr", "10.9.9.9"), [], "--addr of nobody: nothing")
+        mine = ids(d.sessions("--pid", str(os.getpid()), "--port", str(port)))
+        t.eq(mine, sorted(t.cookie(s) for pr in pairs for s in pr),
+             "--pid: this process's sockets")
+        t.eq(len(d.sessions("--state", "active", "--tcp-state", "established", "--port",
+                            str(port))), 6, "--state and --tcp-state together")
+        rows = d.cli_json("stale", "--idle", "200ms", "--limit", "1", "--port", str(port))
+        t.ok(len(rows) == 1 and rows[0]["id"] in (t.cookie(pairs[0][0]), t.cookie(pairs[0][1])),
+             "stale --limit 1: the most idle session", rows)
+        for pr in pairs + [(c6, a6)]:
+            for s in pr:
+                s.close()
+        lst.close()
+        lst6.close()
+
+
 def test_drain_wait():
     with t.Daemon("--tick", "100ms", trace=False) as d:
         c, a, lst = t.tcp_pair(4)
@@ -350,5 +390,5 @@ def test_valgrind():
 
 
 t.skip_all_if_no_bpf()
-t.run(test_golden, test_errors, test_valgrind, test_json_vs_ss, test_drain_wait, test_maps_without_daemon)
+t.run(test_golden, test_errors, test_valgrind, test_json_vs_ss, test_filters_on_the_daemon, test_drain_wait, test_maps_without_daemon)
 t.done()
