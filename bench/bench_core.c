@@ -250,16 +250,6 @@ struct bare {
 	pthread_rwlock_t lock;
 };
 
-/* The map's own finalizer (splitmix64): cookies are a counter. */
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
 
 static struct bare *bare_new(void)
 {
@@ -287,7 +277,7 @@ static inline uint64_t max64(uint64_t a, uint64_t b)
  * merge the counters, note the state. Returns false when full. */
 static inline bool bare_apply(struct bare *b, const struct cb_record *r)
 {
-	uint64_t h = mix64(r->cookie) & b->mask;
+	uint64_t h = cb_cookie_mix(r->cookie) & b->mask;
 	struct bare_slot *sl;
 	struct bare_val *v;
 

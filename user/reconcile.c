@@ -39,14 +39,6 @@ struct cookie_set {
 	size_t count;
 };
 
-static size_t cookie_hash(uint64_t c)
-{
-	c ^= c >> 33;
-	c *= 0xff51afd7ed558ccdull;
-	c ^= c >> 33;
-	return (size_t)c;
-}
-
 static int set_init(struct cookie_set *s, size_t want)
 {
 	size_t n = 1024;
@@ -61,7 +53,7 @@ static int set_init(struct cookie_set *s, size_t want)
 
 static void set_put_nogrow(struct cookie_set *s, uint64_t c)
 {
-	size_t i = cookie_hash(c) & s->mask;
+	size_t i = (size_t)cb_cookie_mix(c) & s->mask;
 
 	while (s->slot[i] && s->slot[i] != c)
 		i = (i + 1) & s->mask;
@@ -92,7 +84,7 @@ static int set_add(struct cookie_set *s, uint64_t c)
 
 static bool set_has(const struct cookie_set *s, uint64_t c)
 {
-	size_t i = cookie_hash(c) & s->mask;
+	size_t i = (size_t)cb_cookie_mix(c) & s->mask;
 
 	while (s->slot[i]) {
 		if (s->slot[i] == c)

@@ -65,18 +65,6 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* Socket cookies are a global counter: consecutive values must spread over
- * shards and buckets. splitmix64's finalizer. */
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
 static uint32_t pow2_floor(uint64_t v)
 {
 	uint32_t p = 1;
@@ -254,7 +242,7 @@ uint64_t cb_map_live(const struct cb_map *m)
 
 struct cb_shard *cb_map_shard(struct cb_map *m, uint64_t cookie)
 {
-	return &m->shards[(mix64(cookie) >> 40) & (m->nshards - 1)];
+	return &m->shards[(cb_cookie_mix(cookie) >> 40) & (m->nshards - 1)];
 }
 
 void cb_shard_lock(struct cb_shard *sh)
@@ -274,7 +262,7 @@ struct cb_state_stats *__cb_shard_stats(struct cb_shard *sh)
 
 static inline cb_sidx_t *bucket_of(struct cb_shard *sh, uint64_t cookie)
 {
-	return &sh->buckets[mix64(cookie) & sh->bmask];
+	return &sh->buckets[cb_cookie_mix(cookie) & sh->bmask];
 }
 
 void cb_map_prefetch(struct cb_map *m, uint64_t cookie, int stage)

@@ -35,6 +35,19 @@
 #include "session.h"
 #include "state.h"
 
+/* Socket cookies are a global counter: consecutive values must spread over
+ * shards and buckets. splitmix64's finalizer; also for other cookie-keyed
+ * tables (reconcile.c) and the benchmarks' baselines. */
+static inline uint64_t cb_cookie_mix(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
 /* Default time budget of one cb_map_tick() call, all shards together. */
 #define CB_TICK_CALL_NS 400000ull
 

@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import time
 
@@ -151,15 +150,6 @@ def test_kill9_restart():
                 s.close()
 
 
-def ss_count(port):
-    """Connections on `port` (either side) the kernel has, as connbeat
-    counts them: no listeners, no TIME_WAIT remnants, no request socks."""
-    p = subprocess.run(["ss", "-Htan", "state", "connected", "exclude", "time-wait",
-                        "exclude", "syn-recv", "( sport = :%d or dport = :%d )" % (port, port)],
-                       capture_output=True, text=True)
-    return len([l for l in p.stdout.splitlines() if l.strip()])
-
-
 def open_sessions(d, port):
     return len([r for r in d.sessions("--port", str(port)) if r["state"] != "closed"])
 
@@ -184,10 +174,10 @@ def test_tiny_ring_converges():
         st = d.stats()
         dropped = st.get('connbeat_ringbuf_dropped_total{ring="events"}', 0)
         t.ok(dropped > 0, "the tiny events ring overflowed (%d records dropped)" % dropped)
-        want = ss_count(port)
+        want = t.ss_sessions(port)
         t.eq(want, 400, "ss sees the 200 held connections (both ends)")
-        got = t.wait_until(lambda: open_sessions(d, port) == ss_count(port), 15, 0.25)
-        t.eq(open_sessions(d, port), ss_count(port),
+        got = t.wait_until(lambda: open_sessions(d, port) == t.ss_sessions(port), 15, 0.25)
+        t.eq(open_sessions(d, port), t.ss_sessions(port),
              "after reconciliation the open sessions equal ss -tan")
         st = d.stats()
         corr = sum(v for k, v in st.items() if k.startswith("connbeat_reconcile_corrections_total"))
@@ -279,28 +269,17 @@ def test_stuck_client_does_not_stall():
             s.close()
 
 
-STOP_LINE = re.compile(r"stopped: read events (\d+) beats (\d+); kernel emitted events (\d+) "
-                       r"beats (\d+)")
-
-
 def test_sigterm_drains():
     d = t.Daemon(*FAST, trace=False)
     try:
         d.start()
         lst = t.tcp_listener(4)
-        for _ in range(200):
-            c = socket.create_connection(lst.getsockname()[:2])
-            a, _ = lst.accept()
-            t.send_bytes(c, 100)
-            c.close()
-            a.close()
+        t.short_connections(lst, 200)
         rc = d.stop(signal.SIGTERM)
         t.eq(rc, 0, "SIGTERM: exit 0", d.stderr_text()[-2000:])
-        m = None
-        for line in d.err:
-            m = STOP_LINE.search(line) or m
-        if t.ok(m is not None, "it reports what it read at exit", d.stderr_text()[-2000:]):
-            ev_read, bt_read, ev_emit, bt_emit = map(int, m.groups())
+        n = d.stop_counts()
+        if t.ok(n is not None, "it reports what it read at exit", d.stderr_text()[-2000:]):
+            ev_read, bt_read, ev_emit, bt_emit = n
             t.eq(ev_read, ev_emit, "every lifecycle record emitted was read (nothing left)")
             t.eq(bt_read, bt_emit, "every heartbeat record emitted was read")
             t.ok(ev_emit >= 200 * 2 * 3, "lifecycle records were emitted (%d)" % ev_emit)

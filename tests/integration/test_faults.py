@@ -6,7 +6,6 @@ reached under a connection flood, SIGTERM under full load. (bpffs
 unmounted at start and a second daemon on the same pin dir are in
 test_bpf_daemon.py.)"""
 import os
-import re
 import signal
 import socket
 import struct
@@ -43,19 +42,6 @@ def churn(seconds, *extra):
                             list(extra), stdout=subprocess.PIPE, text=True)
 
 
-def ss_open():
-    """Every connection socket the kernel has, as connbeat counts them."""
-    p = subprocess.run(["ss", "-Htan", "state", "connected", "exclude", "time-wait",
-                        "exclude", "syn-recv"], capture_output=True, text=True)
-    return len(p.stdout.splitlines())
-
-
-def open_sessions(d):
-    st = d.stats()
-    return sum(int(st.get('connbeat_sessions{state="%s"}' % s, 0))
-               for s in ("active", "stale", "draining"))
-
-
 def stat(d, name):
     return int(d.stats().get(name, 0))
 
@@ -71,9 +57,9 @@ def test_ring_overflow_converges():
         t.diag(out.strip())
         dropped = stat(d, 'connbeat_ringbuf_dropped_total{ring="events"}')
         t.ok(dropped > 1000, "the events ring overflowed (%d records dropped)" % dropped)
-        conv = t.wait_until(lambda: open_sessions(d) == ss_open(), 20, 0.25)
+        conv = t.wait_until(lambda: d.open_sessions() == t.ss_sessions(), 20, 0.25)
         t.ok(conv, "after reconciliation the open sessions equal ss (%d vs %d)"
-             % (open_sessions(d), ss_open()))
+             % (d.open_sessions(), t.ss_sessions()))
         st = d.stats()
         corr = {k: v for k, v in st.items() if k.startswith("connbeat_reconcile_corr")}
         t.diag("corrections: %r" % corr)
@@ -87,7 +73,7 @@ def test_max_sessions_flood():
         t.wait_until(lambda: stat(d, "connbeat_sessions_refused_total") > 0, 10, 0.1)
         refused = stat(d, "connbeat_sessions_refused_total")
         t.ok(refused > 0, "sessions beyond the cap are refused and counted (%d)" % refused)
-        live = open_sessions(d) + stat(d, 'connbeat_sessions{state="closed"}')
+        live = d.open_sessions() + stat(d, 'connbeat_sessions{state="closed"}')
         t.ok(live <= 1024, "the map never holds more than the cap (%d)" % live)
         p = d.cli("list", "--limit", "5")
         t.eq(p.returncode, 0, "the daemon keeps serving at the cap", p.stderr)
@@ -114,7 +100,7 @@ def dump_frame():
 def test_client_killed_mid_dump():
     with t.Daemon(*FAST, trace=False) as d:
         h = Hold(3000)
-        t.wait_until(lambda: open_sessions(d) >= 6000, 15, 0.2)
+        t.wait_until(lambda: d.open_sessions() >= 6000, 15, 0.2)
         for _ in range(5):
             s = socket.socket(socket.AF_UNIX)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -147,7 +133,7 @@ def test_daemon_killed_mid_dump():
     try:
         d.start()
         h = Hold(3000)
-        t.wait_until(lambda: open_sessions(d) >= 6000, 15, 0.2)
+        t.wait_until(lambda: d.open_sessions() >= 6000, 15, 0.2)
         # the CLI blocks writing to a pipe nobody reads, mid-dump
         p = subprocess.Popen([t.CONNBEAT, "--socket", d.socket_path, "list", "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -169,10 +155,6 @@ def test_daemon_killed_mid_dump():
         d.cleanup()
 
 
-STOP_LINE = re.compile(r"stopped: read events (\d+) beats (\d+); kernel emitted events (\d+) "
-                       r"beats (\d+)")
-
-
 def test_sigterm_under_load():
     d = t.Daemon(*FAST, trace=False)
     try:
@@ -182,11 +164,9 @@ def test_sigterm_under_load():
         rc = d.stop(signal.SIGTERM)
         c.communicate(timeout=60)
         t.eq(rc, 0, "SIGTERM under full churn: exit 0", d.stderr_text()[-1500:])
-        m = None
-        for line in d.err:
-            m = STOP_LINE.search(line) or m
-        if t.ok(m is not None, "it reports what it read", d.stderr_text()[-1500:]):
-            ev_read, bt_read, ev_emit, bt_emit = map(int, m.groups())
+        n = d.stop_counts()
+        if t.ok(n is not None, "it reports what it read", d.stderr_text()[-1500:]):
+            ev_read, bt_read, ev_emit, bt_emit = n
             t.eq(ev_read, ev_emit, "every lifecycle record emitted was read (%d)" % ev_emit)
             t.eq(bt_read, bt_emit, "every heartbeat record emitted was read (%d)" % bt_emit)
             t.ok(ev_emit > 10000, "under load (%d lifecycle records)" % ev_emit)

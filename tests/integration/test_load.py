@@ -22,12 +22,6 @@ HELD = int(os.environ.get("CONNBEAT_LOAD_HELD", "50000"))  # connections: 2x soc
 TOOLS = os.path.join(t.BUILD, "tests", "tools")
 
 
-def ss_open():
-    p = subprocess.run(["ss", "-Htan", "state", "connected", "exclude", "time-wait",
-                        "exclude", "syn-recv"], capture_output=True, text=True)
-    return len(p.stdout.splitlines())
-
-
 def cpu_s(pid):
     f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
@@ -56,15 +50,11 @@ def test_load():
                                capture_output=True, text=True, timeout=SECONDS + 120)
             cpu1, t1 = cpu_s(d.pid), time.monotonic()
             t.ok(c.returncode == 0, "churn ran: %s" % c.stdout.strip(), c.stderr)
-            conv = t.wait_until(lambda: d.stats()["connbeat_sessions{state=\"active\"}"] +
-                                d.stats()["connbeat_sessions{state=\"stale\"}"] +
-                                d.stats()["connbeat_sessions{state=\"draining\"}"] == ss_open(),
-                                30, 0.5)
+            conv = t.wait_until(lambda: d.open_sessions() == t.ss_sessions(), 30, 0.5)
             st = d.stats()
-            live = sum(st['connbeat_sessions{state="%s"}' % s]
-                       for s in ("active", "stale", "draining"))
+            live = d.open_sessions()
             t.ok(conv, "after the load the open sessions equal ss exactly (%d vs %d)"
-                 % (live, ss_open()))
+                 % (live, t.ss_sessions()))
             t.ok(d.proc.poll() is None, "connbeatd survived the load")
             drops = {k: st[k] - st0.get(k, 0) for k in st
                      if k.startswith("connbeat_ringbuf_dropped_total")}

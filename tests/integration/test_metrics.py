@@ -9,7 +9,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -78,12 +77,7 @@ def test_endpoint():
         t.ok("bpf_stats_enabled" in body, "HELP says the run counters need bpf_stats_enabled")
         # real traffic moves the counters
         lst = t.tcp_listener(4)
-        for _ in range(50):
-            c = socket.create_connection(lst.getsockname()[:2])
-            a, _ = lst.accept()
-            t.send_bytes(c, 100)
-            c.close()
-            a.close()
+        t.short_connections(lst, 50)
         ok_ = t.wait_until(lambda: samples(scrape(port)[1]).get(
             "connbeat_sessions_closed_total", 0) >= s0.get("connbeat_sessions_closed_total", 0)
             + 100, 5, 0.1)

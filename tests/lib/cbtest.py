@@ -409,6 +409,23 @@ class Daemon:
         """Rows of `connbeat list --json` (FILTERS as args)."""
         return self.cli_json("list", *filters)
 
+    def open_sessions(self):
+        """Sessions not CLOSED, from the daemon's gauges."""
+        st = self.stats()
+        return sum(int(st.get('connbeat_sessions{state="%s"}' % s, 0))
+                   for s in ("active", "stale", "draining"))
+
+    STOP_LINE = re.compile(r"stopped: read events (\d+) beats (\d+); kernel emitted events "
+                           r"(\d+) beats (\d+)")
+
+    def stop_counts(self):
+        """(events read, beats read, events emitted, beats emitted) from the
+        daemon's last "stopped:" line, or None."""
+        m = None
+        for line in self.err:
+            m = self.STOP_LINE.search(line) or m
+        return tuple(map(int, m.groups())) if m else None
+
     def stats(self):
         return self.cli_json("stats")
 
@@ -423,6 +440,28 @@ def cli(*args, timeout=30, prefix=()):
 
 
 # ----------------------------------------------------------- traffic ----
+
+
+def ss_sessions(port=None):
+    """Connection sockets the kernel has (on `port`, either side, if given),
+    as connbeat counts sessions: no listeners, no TIME_WAIT remnants, no
+    request socks."""
+    cmd = ["ss", "-Htan", "state", "connected", "exclude", "time-wait", "exclude", "syn-recv"]
+    if port is not None:
+        cmd.append("( sport = :%d or dport = :%d )" % (port, port))
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    return len([l for l in p.stdout.splitlines() if l.strip()])
+
+
+def short_connections(lst, n, payload=100):
+    """n connections to listener `lst`, each sending `payload` bytes, then
+    closed (both ends)."""
+    for _ in range(n):
+        c = socket.create_connection(lst.getsockname()[:2])
+        a, _ = lst.accept()
+        send_bytes(c, payload)
+        c.close()
+        a.close()
 
 def _family(family):
     return socket.AF_INET6 if family == 6 else socket.AF_INET
