@@ -9,7 +9,10 @@
  * connect, accept, optionally send B bytes one way and read them, close
  * both ends (client first). It stops after S seconds or N connections in
  * all (whichever comes first; both bounded) and prints
- *   churn: connections N seconds S rate R
+ *   churn: connections N seconds S rate R ports A,B,...
+ * (the listening ports, so that tests can compare per port). With
+ * --ready it first prints "churn: listening ports A,B,..." and waits for
+ * a line on stdin before it starts (a test can set things up in between).
  * Exit 0, or 1 when a system call fails (named on stderr).
  */
 #include <arpa/inet.h>
@@ -33,6 +36,14 @@ static int nbytes;
 static int family = 4;
 static _Atomic long made;
 static _Atomic bool failed;
+
+/* One listener per thread, made before the threads start. */
+struct worker_arg {
+	int lfd;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	double end;
+};
 
 static double now_s(void)
 {
@@ -78,19 +89,22 @@ static void fail(const char *what)
 		fprintf(stderr, "churn: %s failed: %s\n", what, strerror(errno));
 }
 
+static uint16_t port_of(const struct sockaddr_storage *ss)
+{
+	return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port :
+						 ((const struct sockaddr_in *)ss)->sin_port);
+}
+
 static void *worker(void *arg)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	double end = *(double *)arg;
+	struct worker_arg *w = arg;
+	struct sockaddr_storage ss = w->ss;
+	socklen_t len = w->len;
+	double end = w->end;
 	char *buf = nbytes ? calloc(1, nbytes) : NULL;
-	int lfd = listener(&ss, &len);
+	int lfd = w->lfd;
 	long i = 0;
 
-	if (lfd < 0) {
-		fail("listen");
-		return NULL;
-	}
 	while (!atomic_load(&failed)) {
 		int c, a;
 
@@ -124,7 +138,6 @@ static void *worker(void *arg)
 		close(c);
 		close(a);
 	}
-	close(lfd);
 	free(buf);
 	return NULL;
 }
@@ -134,23 +147,27 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "seconds", required_argument, NULL, 's' }, { "count", required_argument, NULL, 'n' },
 		{ "threads", required_argument, NULL, 't' }, { "bytes", required_argument, NULL, 'b' },
-		{ "family", required_argument, NULL, 'f' },  { "help", no_argument, NULL, 'h' },
-		{},
+		{ "family", required_argument, NULL, 'f' },  { "ready", no_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },	      {},
 	};
+	static struct worker_arg args[64];
 	pthread_t th[64];
 	double start, end, took;
+	bool ready = false;
+	char ports[64 * 7] = "", line[16];
 	int c;
 
-	while ((c = getopt_long(argc, argv, "s:n:t:b:f:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:n:t:b:f:rh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': seconds = atof(optarg); break;
 		case 'n': max_count = atol(optarg); break;
 		case 't': nthreads = atoi(optarg); break;
 		case 'b': nbytes = atoi(optarg); break;
 		case 'f': family = atoi(optarg); break;
+		case 'r': ready = true; break;
 		case 'h':
 			printf("usage: churn [--seconds S] [--count N] [--threads T] [--bytes B] "
-			       "[--family 4|6]\n");
+			       "[--family 4|6] [--ready]\n");
 			return 0;
 		default:
 			return 2;
@@ -162,17 +179,36 @@ int main(int argc, char **argv)
 				"family 4 or 6)\n");
 		return 2;
 	}
+	for (int i = 0; i < nthreads; i++) {
+		args[i].lfd = listener(&args[i].ss, &args[i].len);
+		if (args[i].lfd < 0) {
+			fprintf(stderr, "churn: listen failed: %s\n", strerror(errno));
+			return 1;
+		}
+		snprintf(ports + strlen(ports), sizeof(ports) - strlen(ports), "%s%u", i ? "," : "",
+			 port_of(&args[i].ss));
+	}
+	if (ready) {
+		printf("churn: listening ports %s\n", ports);
+		fflush(stdout);
+		if (!fgets(line, sizeof(line), stdin))
+			return 0; /* nobody wants the churn any more */
+	}
 	start = now_s();
 	end = start + seconds;
 	for (int i = 0; i < nthreads; i++)
-		if (pthread_create(&th[i], NULL, worker, &end)) {
+		args[i].end = end;
+	for (int i = 0; i < nthreads; i++)
+		if (pthread_create(&th[i], NULL, worker, &args[i])) {
 			fprintf(stderr, "churn: cannot start a thread\n");
 			return 1;
 		}
 	for (int i = 0; i < nthreads; i++)
 		pthread_join(th[i], NULL);
 	took = now_s() - start;
-	printf("churn: connections %ld seconds %.3f rate %.0f\n", atomic_load(&made), took,
-	       atomic_load(&made) / took);
+	for (int i = 0; i < nthreads; i++)
+		close(args[i].lfd);
+	printf("churn: connections %ld seconds %.3f rate %.0f ports %s\n", atomic_load(&made),
+	       took, atomic_load(&made) / took, ports);
 	return atomic_load(&failed) ? 1 : 0;
 }

@@ -8,8 +8,10 @@
  *
  * Each child process has its own listener on 127.0.0.1 and holds up to M
  * (default 9000) connections, both ends. When all of them are open the
- * parent prints "hold: ready N connections (2N sockets) in P processes"
- * and flushes, then waits for SIGTERM/SIGINT or S seconds (default 600:
+ * parent prints
+ *   hold: ready N connections (2N sockets) in P processes ports A,B,...
+ * (the children's listening ports, so that tests can compare per port) and
+ * flushes, then waits for SIGTERM/SIGINT or S seconds (default 600:
  * every load is bounded), tells the children to close everything, and
  * exits 0. Exit 1 when a child cannot open its share (named on stderr).
  */
@@ -18,6 +20,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +38,8 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-/* Hold n connections; write one byte to `ready` when done; pause. */
+/* Hold n connections; write the listening port (2 bytes: one atomic pipe
+ * write) to `ready` when done; pause. */
 static int child(long n, int ready)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -64,8 +68,12 @@ static int child(long n, int ready)
 			return 1;
 		}
 	}
-	if (write(ready, "r", 1) != 1)
-		return 1;
+	{
+		uint16_t port = ntohs(sa.sin_port);
+
+		if (write(ready, &port, sizeof(port)) != sizeof(port))
+			return 1;
+	}
 	while (!stop)
 		pause();
 	return 0; /* exit closes everything */
@@ -83,8 +91,8 @@ int main(int argc, char **argv)
 	long count = 0, per = 9000, seconds = 600, nproc, got = 0, ok = 0;
 	struct sigaction sa = { .sa_handler = on_signal };
 	pid_t pids[1024];
+	uint16_t ports[1024], port;
 	int pfd[2], c, rc = 0;
-	char b;
 
 	while ((c = getopt_long(argc, argv, "n:s:p:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -115,15 +123,18 @@ int main(int argc, char **argv)
 		}
 	}
 	close(pfd[1]);
-	while (got < nproc && read(pfd[0], &b, 1) == 1)
-		got++;
+	while (got < nproc && read(pfd[0], &port, sizeof(port)) == sizeof(port))
+		ports[got++] = port;
 	if (got < nproc) {
 		fprintf(stderr, "hold: %ld of %ld processes failed to open their connections\n",
 			nproc - got, nproc);
 		rc = 1;
 	} else {
-		printf("hold: ready %ld connections (%ld sockets) in %ld processes\n", count,
+		printf("hold: ready %ld connections (%ld sockets) in %ld processes ports ", count,
 		       2 * count, nproc);
+		for (long i = 0; i < nproc; i++)
+			printf("%s%u", i ? "," : "", ports[i]);
+		printf("\n");
 		fflush(stdout);
 		sigaction(SIGALRM, &sa, NULL);
 		alarm((unsigned)seconds);
