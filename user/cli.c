@@ -592,6 +592,7 @@ static int cmd_drain(const struct cli *c)
 		return EXIT_UNREACHABLE;
 	}
 	printf("marked %" PRIu64 " session%s DRAINING\n", d.count, d.count == 1 ? "" : "s");
+	fflush(stdout); /* --wait may take a while: say it now, even into a pipe */
 	if (!c->wait)
 		goto out;
 
