@@ -80,8 +80,9 @@ def test_second_daemon_refused():
         # Once the first is gone, the lock is free again.
         d2 = t.Daemon("--max-sessions", "1024", pin_dir=d.pin_dir)
         try:
-            d2.start()
-            t.ok(True, "after the first exits, the pin dir can be taken")
+            d2.start(wait=False)
+            t.ok(d2.wait_stderr(t.Daemon.READY, 20) and d2.proc.poll() is None,
+                 "after the first exits, the pin dir can be taken", d2.stderr_text())
         finally:
             d2.stop()
 
@@ -94,11 +95,12 @@ def test_sigint():
 
 def test_kill9_releases_lock():
     with t.Daemon("--max-sessions", "1024") as d:
-        d.stop(signal.SIGKILL)
+        t.eq(d.stop(signal.SIGKILL), -signal.SIGKILL, "the first daemon is killed with -9")
         d2 = t.Daemon("--max-sessions", "1024", pin_dir=d.pin_dir)
         try:
-            d2.start()
-            t.ok(True, "kill -9 leaves no stale lock")
+            d2.start(wait=False)
+            t.ok(d2.wait_stderr(t.Daemon.READY, 20) and d2.proc.poll() is None,
+                 "kill -9 leaves no stale lock", d2.stderr_text())
         finally:
             d2.stop()
 

@@ -7,8 +7,6 @@ it, the open sessions equal what ss reports, exactly. RSS and CPU of
 connbeatd, ring drops and recursion misses are reported as diagnostics
 (figures, not assertions)."""
 import os
-import signal
-import subprocess
 import sys
 import time
 
@@ -19,7 +17,6 @@ t.skip_all_if_no_bpf()
 
 SECONDS = int(os.environ.get("CONNBEAT_LOAD_SECONDS", "30"))
 HELD = int(os.environ.get("CONNBEAT_LOAD_HELD", "50000"))  # connections: 2x sockets
-TOOLS = os.path.join(t.BUILD, "tests", "tools")
 
 
 def cpu_s(pid):
@@ -36,31 +33,37 @@ def rss_mib(pid):
 
 def test_load():
     with t.Daemon("--reconcile-interval", "2s", trace=False) as d:
-        hold = subprocess.Popen([os.path.join(TOOLS, "hold"), "--count", str(HELD),
-                                 "--seconds", str(SECONDS + 300)], stdout=subprocess.PIPE,
-                                text=True)
+        hold = t.Hold(HELD, SECONDS + 300)
         try:
-            line = hold.stdout.readline()
-            if not t.ok("ready" in line, "holding %d connections (%d sockets)"
-                        % (HELD, 2 * HELD), line):
-                return
+            t.eq(len(t.ss_session_ids(hold.ports)), 2 * HELD,
+                 "holding %d connections (%d sockets): %s" % (HELD, 2 * HELD, hold.line))
+            churn = t.Churn("--seconds", str(SECONDS))
+            ports = hold.ports + churn.ports
             cpu0, t0 = cpu_s(d.pid), time.monotonic()
             st0 = d.stats()
-            c = subprocess.run([os.path.join(TOOLS, "churn"), "--seconds", str(SECONDS)],
-                               capture_output=True, text=True, timeout=SECONDS + 120)
+            churn.go()
+            rc, out = churn.wait(SECONDS + 120)
             cpu1, t1 = cpu_s(d.pid), time.monotonic()
-            t.ok(c.returncode == 0, "churn ran: %s" % c.stdout.strip(), c.stderr)
-            conv = t.wait_until(lambda: d.open_sessions() == t.ss_sessions(), 30, 0.5)
+            t.eq(rc, 0, "churn ran: %s" % out)
+            want = t.ss_session_ids(ports)
+            got = set()
+
+            def converged():
+                got.clear()
+                got.update(d.open_ids(ports))
+                return got == want
+
+            t.ok(t.wait_until(converged, 30, 0.5),
+                 "after the load the open sessions on the test's ports are ss's exactly, by "
+                 "cookie (%d)" % len(want), "missing: %r" % sorted(want - got)[:20],
+                 "extra: %r" % sorted(got - want)[:20])
             st = d.stats()
-            live = d.open_sessions()
-            t.ok(conv, "after the load the open sessions equal ss exactly (%d vs %d)"
-                 % (live, t.ss_sessions()))
             t.ok(d.proc.poll() is None, "connbeatd survived the load")
             drops = {k: st[k] - st0.get(k, 0) for k in st
                      if k.startswith("connbeat_ringbuf_dropped_total")}
             misses = sum(v for k, v in st.items()
                          if k.startswith("connbeat_bpf_prog_recursion_misses_total"))
-            t.diag("load: %s" % c.stdout.strip())
+            t.diag("load: %s" % out)
             t.diag("connbeatd: RSS %.1f MiB, CPU %.1f%% of one core during the churn"
                    % (rss_mib(d.pid), 100 * (cpu1 - cpu0) / (t1 - t0)))
             t.diag("ring drops during the load: %r; recursion misses %d" % (drops, misses))
@@ -69,8 +72,7 @@ def test_load():
                 st["connbeat_sessions_refused_total"],
                 st.get("connbeat_evictions_early_total", 0)))
         finally:
-            hold.send_signal(signal.SIGTERM)
-            hold.wait(120)
+            hold.close()
 
 
 t.run(test_load)

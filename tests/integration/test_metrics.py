@@ -58,15 +58,16 @@ REQUIRED = ['connbeat_sessions{state="active"}', 'connbeat_sessions{state="stale
 
 
 def test_endpoint():
-    port = free_port()
+    mport = free_port()
     with t.Daemon("--tick", "100ms", "--reconcile-interval", "1s", trace=False,
-                  metrics="127.0.0.1:%d" % port) as d:
-        ctype, body = scrape(port)
+                  metrics="127.0.0.1:%d" % mport) as d:
+        ctype, body = scrape(mport)
         t.ok(ctype.startswith("text/plain") and "version=0.0.4" in ctype,
              "text exposition format 0.0.4", ctype)
-        p = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True,
-                           text=True)
-        t.eq(p.returncode, 0, "promtool check metrics accepts it", p.stdout + p.stderr)
+        if t.need("promtool", "prometheus", "promtool check metrics accepts it"):
+            p = subprocess.run(["promtool", "check", "metrics"], input=body,
+                               capture_output=True, text=True)
+            t.eq(p.returncode, 0, "promtool check metrics accepts it", p.stdout + p.stderr)
         s0 = samples(body)
         missing = [n for n in REQUIRED if n not in s0]
         t.eq(missing, [], "every required series is there")
@@ -75,21 +76,37 @@ def test_endpoint():
                            "connbeat_ingest_batch_seconds")), "HELP and TYPE lines")
         t.ok('connbeat_tick_seconds_bucket{le="+Inf"}' in body, "histograms have buckets")
         t.ok("bpf_stats_enabled" in body, "HELP says the run counters need bpf_stats_enabled")
-        # real traffic moves the counters
+        # real traffic moves the counters. They are host-wide, so other
+        # traffic can only add to them: the test's own 100 sessions are
+        # checked by cookie, the counters must have grown by at least them.
         lst = t.tcp_listener(4)
-        t.short_connections(lst, 50)
-        ok_ = t.wait_until(lambda: samples(scrape(port)[1]).get(
-            "connbeat_sessions_closed_total", 0) >= s0.get("connbeat_sessions_closed_total", 0)
-            + 100, 5, 0.1)
-        s1 = samples(scrape(port)[1])
-        t.ok(ok_, "sessions_closed_total grew by the 100 closed sessions",
-             s0.get("connbeat_sessions_closed_total"), s1.get("connbeat_sessions_closed_total"))
-        for name, least in (("connbeat_sessions_opened_total", 100),
-                            ('connbeat_events_total{ring="events"}', 300),
-                            ('connbeat_transitions_total{from="draining",to="closed"}', 100)):
-            t.ok(s1.get(name, 0) - s0.get(name, 0) >= least,
-                 "%s grew by at least %d" % (name, least), s0.get(name), s1.get(name))
-        t.ok(s1["connbeat_tick_seconds_count"] > s0["connbeat_tick_seconds_count"],
+        port = lst.getsockname()[1]
+        mine = set()
+        for _ in range(50):
+            c = socket.create_connection(lst.getsockname()[:2])
+            a, _ = lst.accept()
+            mine |= {t.cookie(c), t.cookie(a)}
+            c.close()
+            a.close()
+        rows = {}
+
+        def all_closed():
+            rows.clear()
+            rows.update({r["id"]: r for r in d.sessions("--port", str(port))})
+            return all(rows.get(i, {}).get("state") == "closed" for i in mine)
+
+        t.ok(t.wait_until(all_closed, 10, 0.1), "the 100 sessions are listed closed, by cookie",
+             sorted(i for i in mine if rows.get(i, {}).get("state") != "closed"))
+        s1 = samples(scrape(mport)[1])
+        for name in ("connbeat_sessions_opened_total", "connbeat_sessions_closed_total",
+                     'connbeat_transitions_total{from="draining",to="closed"}'):
+            t.ok(s1.get(name, 0) - s0.get(name, 0) >= len(mine),
+                 "%s counts them (grew by %d, %d sessions of the test's)"
+                 % (name, s1.get(name, 0) - s0.get(name, 0), len(mine)))
+        t.ok(s1.get('connbeat_events_total{ring="events"}', 0) >
+             s0.get('connbeat_events_total{ring="events"}', 0), "events_total counts records")
+        t.ok(t.wait_until(lambda: samples(scrape(mport)[1])["connbeat_tick_seconds_count"] >
+                          s0["connbeat_tick_seconds_count"], 5, 0.05),
              "the tick histogram counts ticks")
         st = d.stats()
         t.ok(st.get("connbeat_sessions_opened_total", 0) >= s1["connbeat_sessions_opened_total"],
@@ -102,11 +119,12 @@ def test_endpoint():
             unknown = sorted(n for n in used if n not in families and
                              n + "_count" not in families)
             t.eq(unknown, [], "%s refers only to exported metrics" % path)
-        p = subprocess.run(["promtool", "check", "rules",
-                            os.path.join(t.ROOT, "dist/connbeat-alerts.yml")],
-                           capture_output=True, text=True)
-        t.eq(p.returncode, 0, "promtool check rules accepts the alert rules",
-             p.stdout + p.stderr)
+        if t.need("promtool", "prometheus", "promtool check rules accepts the alert rules"):
+            p = subprocess.run(["promtool", "check", "rules",
+                                os.path.join(t.ROOT, "dist/connbeat-alerts.yml")],
+                               capture_output=True, text=True)
+            t.eq(p.returncode, 0, "promtool check rules accepts the alert rules",
+                 p.stdout + p.stderr)
 
 
 def test_off_and_errors():

@@ -106,6 +106,17 @@ def skip(name, reason):
     print("ok %d - %s # SKIP %s" % (_n, name, reason), flush=True)
 
 
+def need(tool, package, case):
+    """True when `tool` is on PATH; otherwise report `case` as skipped,
+    saying which Debian package has it (scripts/deps.sh check installs
+    it: a missing tool here means deps.sh could not)."""
+    if shutil.which(tool):
+        return True
+    skip(case, "%s is not installed (Debian package %s; `sudo make check` installs it)"
+         % (tool, package))
+    return False
+
+
 def run(*funcs):
     """Run test functions in order; one that raises is one failed case
     named after it, with the traceback as diagnostics."""
@@ -409,6 +420,14 @@ class Daemon:
         """Rows of `connbeat list --json` (FILTERS as args)."""
         return self.cli_json("list", *filters)
 
+    def open_ids(self, ports=None, rows=None):
+        """Cookies of the sessions not CLOSED (with a local or peer port in
+        `ports` when given), from `connbeat list --json` (or `rows`)."""
+        ports = set(ports) if ports is not None else None
+        return {r["id"] for r in (self.sessions() if rows is None else rows)
+                if r["state"] != "closed" and
+                (ports is None or r["sport"] in ports or r["dport"] in ports)}
+
     def open_sessions(self):
         """Sessions not CLOSED, from the daemon's gauges."""
         st = self.stats()
@@ -442,15 +461,117 @@ def cli(*args, timeout=30, prefix=()):
 # ----------------------------------------------------------- traffic ----
 
 
-def ss_sessions(port=None):
-    """Connection sockets the kernel has (on `port`, either side, if given),
-    as connbeat counts sessions: no listeners, no TIME_WAIT remnants, no
-    request socks."""
-    cmd = ["ss", "-Htan", "state", "connected", "exclude", "time-wait", "exclude", "syn-recv"]
-    if port is not None:
-        cmd.append("( sport = :%d or dport = :%d )" % (port, port))
+SS_STATE = {"ESTAB": "ESTABLISHED", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_RECV",
+            "FIN-WAIT-1": "FIN_WAIT1", "FIN-WAIT-2": "FIN_WAIT2", "TIME-WAIT": "TIME_WAIT",
+            "CLOSE-WAIT": "CLOSE_WAIT", "LAST-ACK": "LAST_ACK", "CLOSING": "CLOSING",
+            "LISTEN": "LISTEN", "UNCONN": "CLOSE"}
+_SS_OWNER = re.compile(r'users:\(\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=(\d+)\)')
+_SS_NUM = {k: re.compile(r"\b%s:(\d+)" % k) for k in
+           ("bytes_sent", "bytes_acked", "bytes_received", "segs_in", "segs_out", "ino")}
+_SS_RTT = re.compile(r"\brtt:([\d.]+)/")
+_SS_RETRANS = re.compile(r"\bretrans:\d+/(\d+)")
+
+
+def ss_socks(ports=None, netns=None, states="all"):
+    """TCP sockets as the kernel reports them (`ss -Htanpie`): {cookie: dict}
+    with state (connbeat's spelling: ESTABLISHED, CLOSE_WAIT...), src, sport,
+    dst, dport, pid and comm of the first owner ss names (None when no
+    process holds it), bytes_acked, bytes_received, bytes_sent, segs_in,
+    segs_out, retrans (total), rtt_ms (None when ss prints none). Only
+    sockets with a local or peer port in `ports` when given; in the named
+    network namespace `netns` (ip netns exec) when given."""
+    cmd = ["ss", "-Htanpie", "state", states]
+    if netns:
+        cmd = ["ip", "netns", "exec", netns] + cmd
     p = subprocess.run(cmd, capture_output=True, text=True)
-    return len([l for l in p.stdout.splitlines() if l.strip()])
+    if p.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(cmd), p.stderr.strip()))
+    out = {}
+    ports = set(ports) if ports is not None else None
+    for line in p.stdout.replace("\n\t", " ").splitlines():
+        f = line.split()
+        m = re.search(r"\bsk:([0-9a-f]+)", line)
+        if len(f) < 5 or not m:
+            continue
+        src, sport = split_addrport(f[3])
+        dst, dport = split_addrport(f[4]) if f[4] != "*" and not f[4].endswith(":*") \
+            else (f[4].rsplit(":", 1)[0].strip("[]"), 0)
+        if ports is not None and sport not in ports and dport not in ports:
+            continue
+        rec = {"state": SS_STATE.get(f[0], f[0]), "src": src, "sport": sport, "dst": dst,
+               "dport": dport, "pid": None, "comm": None, "rtt_ms": None, "retrans": 0,
+               "line": line}
+        own = _SS_OWNER.search(line)
+        if own:
+            rec["comm"], rec["pid"] = own.group(1), int(own.group(2))
+        for k, rx in _SS_NUM.items():
+            m2 = rx.search(line)
+            rec[k] = int(m2.group(1)) if m2 else 0
+        m2 = _SS_RTT.search(line)
+        if m2:
+            rec["rtt_ms"] = float(m2.group(1))
+        m2 = _SS_RETRANS.search(line)
+        if m2:
+            rec["retrans"] = int(m2.group(1))
+        out[int(m.group(1), 16)] = rec
+    return out
+
+
+# What connbeat counts as a session: every connection socket but listeners,
+# TIME_WAIT remnants and request socks.
+NOT_SESSIONS = ("LISTEN", "TIME_WAIT", "SYN_RECV", "CLOSE")
+
+
+def ss_session_ids(ports=None, netns=None):
+    """Cookies of the sockets on `ports` that connbeat must list as open."""
+    return {c for c, r in ss_socks(ports, netns).items() if r["state"] not in NOT_SESSIONS}
+
+
+def ss_sessions(port=None):
+    """How many sockets on `port` (either side) connbeat must list as open."""
+    return len(ss_session_ids(None if port is None else [port]))
+
+
+TOOLS = os.path.join(BUILD, "tests", "tools")
+
+
+class Hold:
+    """build/tests/tools/hold: N loopback connections held open; .ports are
+    its listening ports."""
+
+    def __init__(self, count, seconds=300):
+        self.p = subprocess.Popen([os.path.join(TOOLS, "hold"), "--count", str(count),
+                                   "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True)
+        self.line = ""
+        line = self.line = self.p.stdout.readline().strip()
+        if "ready" not in line:
+            raise RuntimeError("hold failed: %r" % line)
+        self.ports = [int(x) for x in line.split("ports ")[1].split(",")]
+
+    def close(self):
+        self.p.send_signal(signal.SIGTERM)
+        self.p.wait(120)
+
+
+class Churn:
+    """build/tests/tools/churn, set up (listening) but started only by
+    .go(); .ports are its listening ports."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([os.path.join(TOOLS, "churn"), "--ready"] + list(args),
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()
+        if "listening" not in line:
+            raise RuntimeError("churn failed: %r" % line)
+        self.ports = [int(x) for x in line.split("ports ")[1].split(",")]
+
+    def go(self):
+        self.p.stdin.write("go\n")
+        self.p.stdin.flush()
+
+    def wait(self, timeout=120):
+        out = self.p.communicate(timeout=timeout)[0]
+        return self.p.returncode, out.strip()
 
 
 def short_connections(lst, n, payload=100):

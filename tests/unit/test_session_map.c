@@ -243,10 +243,14 @@ static void test_close_linger_evict(void **state)
 	assert_int_equal(st.evicted, 1);
 	assert_int_equal(cb_map_live(m), 0);
 	assert_int_equal(st.live[CB_ST_CLOSED], 0);
-	/* a late beat does not resurrect it... */
+	/* A beat for a cookie the map no longer knows creates a new session,
+	 * marked as first seen late: the map cannot know the socket is gone
+	 * (the kernel's beat path never beats for a closed socket, so this
+	 * only happens for a socket whose OPEN was lost). */
 	data_beat(m, 5, T0 + 12200 * MS, 1);
-	/* (it does create a session: the map cannot know the socket is gone;
-	 * the beat path in the kernel never beats for a closed socket) */
+	assert_int_equal(state_of(m, 5), CB_ST_ACTIVE);
+	assert_true(get(m, 5).flags & CB_SF_FIRST_UNKNOWN);
+	assert_int_equal(cb_map_live(m), 1);
 	cb_map_free(m);
 }
 

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -99,6 +100,22 @@ static void pair(int family, int fds[3])
 	assert_true(fds[1] >= 0);
 }
 
+/* Wait (bounded) until the kernel has moved fd to TCP state `st`. */
+static void wait_state(int fd, uint8_t st)
+{
+	struct tcp_info ti;
+	socklen_t len;
+
+	for (int i = 0; i < 5000; i++) {
+		len = sizeof(ti);
+		assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+		if (ti.tcpi_state == st)
+			return;
+		usleep(1000);
+	}
+	fail_msg("socket never reached TCP state %u", st);
+}
+
 static void add_want(struct wants *ws, int fd, uint8_t state, uint8_t family)
 {
 	ws->w[ws->n++] = (struct want){ .cookie = cookie_of(fd), .sport = local_port(fd),
@@ -123,7 +140,8 @@ static void test_live(void **state)
 	assert_int_equal(write(v4[0], "0123456789", 10), 10);
 	assert_int_equal(read(v4[1], (char[16]){ 0 }, 16), 10);
 	shutdown(half[0], SHUT_WR); /* the server end goes CLOSE_WAIT */
-	usleep(20000);
+	wait_state(half[1], CB_TCP_CLOSE_WAIT);
+	wait_state(half[0], CB_TCP_FIN_WAIT2);
 
 	add_want(&ws, v4[0], CB_TCP_ESTABLISHED, 4);
 	add_want(&ws, v4[1], CB_TCP_ESTABLISHED, 4);
