@@ -14,8 +14,13 @@ level=${1:-build}
 
 build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
 	libmnl-dev libmicrohttpd-dev linux-libc-dev)
-check_pkgs=(libcmocka-dev libclang-rt-14-dev python3 iproute2 procps valgrind
-	prometheus util-linux)
+# Every program a test runs (tests/integration, tests/run): python3; ss and ip
+# (iproute2); unshare, nsenter, setpriv, mountpoint, findmnt (util-linux);
+# mount/umount (mount); kill (procps); valgrind; promtool and prometheus
+# (prometheus); groff (groff-base); systemd-analyze (systemd). libFuzzer's
+# runtime for the fuzz corpora replay (libclang-rt-14-dev), cmocka.
+check_pkgs=(libcmocka-dev libclang-rt-14-dev python3 iproute2 procps util-linux mount
+	valgrind prometheus groff-base systemd)
 bench_pkgs=(libbpf-tools)
 
 pkgs=("${build_pkgs[@]}")
