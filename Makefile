@@ -55,21 +55,22 @@ endif
 
 WARN := -Wall -Wextra -Werror -Wmissing-field-initializers -Werror=undef -Wno-unused-parameter
 CFLAGS ?= -g -O2
+LAYERS := common core kernel daemon cli
 USER_CFLAGS := $(CFLAGS) -std=gnu11 -D_GNU_SOURCE $(WARN) -pthread $(SAN_FLAGS) \
-	-Iinclude -Iuser -I$(GEN) -MMD -MP
+	-Iinclude -Iuser $(addprefix -Iuser/,$(LAYERS)) -I$(GEN) -MMD -MP
 LDLIBS := -lbpf -lelf -lz -lmnl -lmicrohttpd -lpthread -lm
 USER_LDFLAGS := -pthread $(SAN_FLAGS)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	-Wno-unused-parameter -Ivmlinux/$(ARCH) -Iinclude
 
-# ---- sources: one file per concept (see README "Layout") -------------------
+# ---- sources: one file per concept, one folder per layer (see README "Layout")
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
-MAINS := user/connbeatd.c user/cli.c
-LIB_SRCS := $(filter-out $(MAINS),$(wildcard user/*.c))
+MAINS := user/daemon/connbeatd.c user/cli/cli.c
+LIB_SRCS := $(filter-out $(MAINS),$(wildcard $(addsuffix /*.c,$(addprefix user/,$(LAYERS)))))
 LIB_OBJS := $(patsubst %.c,$(OUT)/%.o,$(LIB_SRCS))
 LIB := $(OUT)/libconnbeat.a
-BINS := $(if $(wildcard user/connbeatd.c),$(OUT)/connbeatd) $(if $(wildcard user/cli.c),$(OUT)/connbeat)
-SKEL := $(if $(wildcard bpf/connbeat.bpf.c),$(GEN)/connbeat.skel.h)
+BINS := $(OUT)/connbeatd $(OUT)/connbeat
+SKEL := $(GEN)/connbeat.skel.h
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst %.c,$(OUT)/%,$(UNIT_SRCS))
@@ -121,11 +122,11 @@ $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(OUT)/connbeatd: $(OUT)/user/connbeatd.o $(LIB)
+$(OUT)/connbeatd: $(OUT)/user/daemon/connbeatd.o $(LIB)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(USER_LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(OUT)/connbeat: $(OUT)/user/cli.o $(LIB)
+$(OUT)/connbeat: $(OUT)/user/cli/cli.o $(LIB)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(USER_LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -201,7 +202,7 @@ analyze:
 		$(LIB_SRCS) $(MAINS)
 
 format:
-	$(Q)clang-format -i $(wildcard user/*.[ch] bpf/*.[ch] include/*.h tests/*/*.c bench/*.c)
+	$(Q)clang-format -i $(wildcard user/*/*.[ch] bpf/*.[ch] include/*.h tests/*/*.c bench/*.c)
 
 # Binaries in sbin (both need root), man pages, the systemd unit, an example
 # configuration and the Grafana dashboard. PREFIX and DESTDIR as usual.
