@@ -25,11 +25,23 @@
 #include <stdint.h>
 
 
+/* Where connbeatd listens and connbeat connects unless told otherwise. */
+#define CB_DEFAULT_SOCKET "/run/connbeat/connbeat.sock"
+
 #define CB_PROTO_MAGIC 0x31504243u /* "CBP1" in memory order */
 #define CB_PROTO_VERSION 1
 #define CB_PROTO_MAX_PAYLOAD (1u << 20)
 
-/* Which sessions a request is about; the semantics are in user/filter.h. */
+/* Drain states of a session (design.md §3); rows and filters carry them. */
+enum cb_drain_state {
+	CB_ST_ACTIVE = 0,
+	CB_ST_STALE = 1,
+	CB_ST_DRAINING = 2,
+	CB_ST_CLOSED = 3,
+	CB_ST_COUNT = 4,
+};
+
+/* Which sessions a request is about; the semantics are in user/core/filter.h. */
 enum cb_filter_field {
 	CB_FLT_STATE = 1 << 0,
 	CB_FLT_TCP_STATE = 1 << 1,

@@ -12,6 +12,8 @@
 
 #include "connbeat_abi.h"
 #include "filter.h"
+#include "filter_flags.h"
+#include "proto.h"
 #include "names.h"
 #include "parse.h"
 #include "session.h"

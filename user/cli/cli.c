@@ -35,11 +35,11 @@
 #include <bpf/bpf.h>
 
 #include "filter.h"
+#include "filter_flags.h"
 #include "hbmap.h"
 #include "loader.h"
 #include "log.h"
 #include "names.h"
-#include "options.h"
 #include "output.h"
 #include "parse.h"
 #include "proto.h"

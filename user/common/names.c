@@ -9,7 +9,7 @@
 #include <strings.h>
 
 #include "connbeat_abi.h"
-#include "session.h"
+#include "connbeat_proto.h" /* enum cb_drain_state */
 
 static const char *const tcp_state_name[CB_TCP_MAX_STATES] = {
 	[CB_TCP_ESTABLISHED] = "ESTABLISHED", [CB_TCP_SYN_SENT] = "SYN_SENT",

@@ -10,7 +10,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "filter.h"
+#include "connbeat_abi.h" /* CB_TCP_MAX_STATES */
+
 
 static const char *const type_name[] = {
 	[CB_MSG_DUMP_REQ] = "DUMP_REQ", [CB_MSG_STATS_REQ] = "STATS_REQ",
@@ -68,6 +69,17 @@ int cb_proto_check_hdr(const void *buf, size_t len, struct cb_frame_hdr *out, co
 	if (h.length > CB_PROTO_MAX_PAYLOAD)
 		return fail(why, "frame larger than the protocol allows", -EMSGSIZE);
 	*out = h;
+	return 0;
+}
+
+int cb_filter_check(const struct cb_filter *f)
+{
+	if (f->fields & ~(uint32_t)CB_FLT_ALL)
+		return -EINVAL;
+	if (f->state_mask >> CB_ST_COUNT || f->tcp_state_mask >> CB_TCP_MAX_STATES)
+		return -EINVAL;
+	if ((f->fields & CB_FLT_ADDR) && f->addr_family != 4 && f->addr_family != 6)
+		return -EINVAL;
 	return 0;
 }
 

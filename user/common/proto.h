@@ -28,6 +28,10 @@ void cb_proto_hdr(struct cb_frame_hdr *h, enum cb_msg_type type, uint32_t length
 /* Check a frame header read from the wire (16 bytes at `buf`). */
 int cb_proto_check_hdr(const void *buf, size_t len, struct cb_frame_hdr *out, const char **why);
 
+/* 0 when a filter from the wire is well-formed (known fields, masks within
+ * range, address family 4/6 when an address is set), else -EINVAL. */
+int cb_filter_check(const struct cb_filter *f);
+
 /* Payload decoders: `p`/`len` is the payload that followed a checked header. */
 int cb_proto_decode_dump_req(const void *p, size_t len, struct cb_dump_req *out,
 			     const char **why);

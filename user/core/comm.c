@@ -2,14 +2,10 @@
 /* comm.c — see comm.h. */
 #include "comm.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #define HASH_SLOTS (2u * (CB_COMM_MAX + 1)) /* load ≤ 1/2 */
 
@@ -128,24 +124,4 @@ uint64_t cb_comm_full_misses(const struct cb_comm_table *t)
 {
 	return atomic_load_explicit(&((struct cb_comm_table *)t)->full_misses,
 				    memory_order_relaxed);
-}
-
-int cb_comm_read_proc(uint32_t pid, char out[16])
-{
-	char path[32];
-	ssize_t n;
-	int fd, err = 0;
-
-	memset(out, 0, 16);
-	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, out, 15);
-	if (n < 0)
-		err = -errno;
-	else if (n > 0 && out[n - 1] == '\n')
-		out[n - 1] = '\0';
-	close(fd);
-	return err;
 }

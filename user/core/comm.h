@@ -32,9 +32,6 @@ const char *cb_comm_name(const struct cb_comm_table *t, uint16_t id);
 
 uint32_t cb_comm_count(const struct cb_comm_table *t);
 
-/* The name of a live process from /proc/PID/comm into out[16], NUL-padded
- * (empty when the process is gone). 0 or -errno. */
-int cb_comm_read_proc(uint32_t pid, char out[16]);
 uint64_t cb_comm_full_misses(const struct cb_comm_table *t);
 
 #endif /* CONNBEAT_COMM_H */

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * filter.h — the FILTERS of design.md §5, shared by the CLI (which parses
- * them from its flags) and the daemon (which applies them inside the shard
- * scan, before anything is copied out — style.md #21).
+ * filter.h — what the FILTERS of design.md §5 select: the daemon applies
+ * them inside the shard scan, before anything is copied out (style.md #21);
+ * the CLI's --maps applies them to what it reads from the pinned maps. The
+ * CLI turns its flags into a filter (cli/filter_flags.h); a filter from
+ * the wire is validated by the protocol decoder (common/proto.h).
  *
  *   --state S       active|stale|draining|closed (repeatable: any of them)
  *   --tcp-state S   established, close-wait, ... (repeatable: any of them)
@@ -13,7 +15,7 @@
  *
  * All given criteria must hold. struct cb_filter is fixed-size plain
  * integers, so it travels inside a control request as it is (the daemon
- * validates it with cb_filter_check() before use). Matching costs a few
+ * validates it with cb_filter_check(), common/proto.h, before use). Matching costs a few
  * compares: it runs under the shard lock for every session of a dump.
  */
 #ifndef CONNBEAT_FILTER_H
@@ -28,19 +30,6 @@
 struct cb_session;
 
 /* struct cb_filter and enum cb_filter_field are wire types: connbeat_proto.h. */
-
-/* The flag names cb_filter_set() understands, NULL-terminated (for getopt). */
-extern const char *const cb_filter_options[];
-
-/* Apply one flag ("state", "tcp-state", "port", "sport", "dport", "addr",
- * "pid") with its value. 0, -ENOENT for a name that is not a filter, or
- * -EINVAL with a message naming the bad value in `err`. */
-int cb_filter_set(struct cb_filter *f, const char *name, const char *value, char *err,
-		  size_t errlen);
-
-/* 0 when a filter from the wire is well-formed (known fields, masks within
- * range, address family 4/6 when an address is set), else -EINVAL. */
-int cb_filter_check(const struct cb_filter *f);
 
 /* Does the session match? Call with the session's shard lock held. */
 bool cb_filter_match(const struct cb_filter *f, const struct cb_session *s);

@@ -20,21 +20,14 @@
 
 #include <stdint.h>
 
+#include "connbeat_proto.h" /* enum cb_drain_state: rows carry it */
+
 #pragma GCC poison u8 u16 u32 u64
 
 /* Index of a record in its shard's slab; 0 is never a valid record, so
  * zero-filled memory is an empty bucket / end of list. */
 typedef uint32_t cb_sidx_t;
 #define CB_SIDX_NIL ((cb_sidx_t)0)
-
-/* Drain states (design.md §3). */
-enum cb_drain_state {
-	CB_ST_ACTIVE = 0,
-	CB_ST_STALE = 1,
-	CB_ST_DRAINING = 2,
-	CB_ST_CLOSED = 3,
-	CB_ST_COUNT = 4,
-};
 
 /* cb_session.flags */
 enum cb_session_flags {

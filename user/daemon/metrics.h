@@ -10,10 +10,9 @@
  *  - the `connbeat stats` reply (name{labels} → value pairs; a histogram
  *    contributes its _count and _sum).
  *
- * Histograms are lock-free (relaxed atomic counters), so hot paths observe
- * into them without taking anything; a scrape reads them without stopping
- * anyone. A scrape never touches a shard lock: everything it reads is a
- * counter or a gauge maintained on the side.
+ * Histograms (common/histogram.h) are lock-free, so a scrape reads them
+ * without stopping anyone. A scrape never touches a shard lock: everything
+ * it reads is a counter or a gauge maintained on the side.
  *
  * Labels stay low-cardinality (design.md §8): state names, ring names,
  * program names — never a connection.
@@ -25,24 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- histograms ---------------------------------------------------------- */
-
-#define CB_HIST_MAX_BUCKETS 16
-
-struct cb_histogram {
-	const double *bounds; /* upper bounds in seconds, ascending */
-	int nbounds;
-	_Atomic uint64_t bucket[CB_HIST_MAX_BUCKETS + 1]; /* last: +Inf */
-	_Atomic uint64_t count;
-	_Atomic uint64_t sum_ns;
-};
-
-/* Buckets from 10 µs to 1 s, for tick and ingest-batch durations. */
-extern const double cb_hist_bounds_latency[];
-extern const int cb_hist_nbounds_latency;
-
-void cb_histogram_init(struct cb_histogram *h, const double *bounds, int nbounds);
-void cb_histogram_observe_ns(struct cb_histogram *h, uint64_t ns);
+#include "histogram.h"
 
 /* ---- the sink the collector writes into ----------------------------------- */
 

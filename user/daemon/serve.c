@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "filter.h"
 #include "log.h"
+#include "proc.h"
 #include "proto.h"
 #include "state.h"
 
@@ -146,7 +147,7 @@ static bool refresh_row(struct dump *q, struct cb_row *r)
 	if (hb.pid && !(r->flags & CB_ROW_OWNER_KNOWN)) {
 		/* an accepted socket's first reader, not yet merged by a
 		 * reconciliation */
-		cb_comm_read_proc(hb.pid, r->comm);
+		cb_proc_comm(hb.pid, r->comm);
 		r->pid = hb.pid;
 		r->flags |= CB_ROW_OWNER_KNOWN;
 	}

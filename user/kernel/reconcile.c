@@ -13,6 +13,7 @@
 #include "apply.h"
 #include "hbmap.h"
 #include "log.h"
+#include "proc.h"
 #include "sock_diag.h"
 
 #pragma GCC poison u8 u16 u32 u64
@@ -187,7 +188,7 @@ static int on_socket(const struct cb_diag_sock *d, void *ctx)
 static void read_comm(struct pass *p, uint32_t pid, char out[CB_COMM_LEN])
 {
 	if (p->comm_pid != pid) {
-		cb_comm_read_proc(pid, p->comm);
+		cb_proc_comm(pid, p->comm);
 		p->comm_pid = pid;
 	}
 	memcpy(out, p->comm, CB_COMM_LEN);

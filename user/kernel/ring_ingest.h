@@ -26,7 +26,7 @@
 
 #include "apply.h"
 #include "loader.h"
-#include "metrics.h"
+#include "histogram.h"
 #include "session_map.h"
 
 #define CB_INGEST_POLL_MS 20

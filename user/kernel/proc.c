@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* proc.c — see proc.h. */
+#include "proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int cb_proc_comm(uint32_t pid, char out[16])
+{
+	char path[32];
+	ssize_t n;
+	int fd, err = 0;
+
+	memset(out, 0, 16);
+	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, out, 15);
+	if (n < 0)
+		err = -errno;
+	else if (n > 0 && out[n - 1] == '\n')
+		out[n - 1] = '\0';
+	close(fd);
+	return err;
+}
