@@ -57,7 +57,7 @@ WARN := -Wall -Wextra -Werror -Wmissing-field-initializers -Werror=undef -Wno-un
 CFLAGS ?= -g -O2
 LAYERS := common core kernel daemon cli
 USER_CFLAGS := $(CFLAGS) -std=gnu11 -D_GNU_SOURCE $(WARN) -pthread $(SAN_FLAGS) \
-	-Iinclude -Iuser $(addprefix -Iuser/,$(LAYERS)) -I$(GEN) -MMD -MP
+	-Iinclude -Iuser -I$(GEN) -MMD -MP
 LDLIBS := -lbpf -lelf -lz -lmnl -lmicrohttpd -lpthread -lm
 USER_LDFLAGS := -pthread $(SAN_FLAGS)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \

@@ -43,9 +43,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "apply.h"
-#include "record.h"
-#include "session_map.h"
+#include "core/apply.h"
+#include "kernel/record.h"
+#include "core/session_map.h"
 
 #define MS 1000000ULL
 #define S 1000000000ULL
@@ -1048,7 +1048,7 @@ int main(int argc, char **argv)
 	uint64_t start = mono_ns();
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("# bench_core: the session map (user/session_map.c, apply.c) vs bare baselines\n");
+	printf("# bench_core: the session map (user/core/session_map.c, core/apply.c) vs bare baselines\n");
 	bench_machine();
 	if (want(argc, argv, "ingest")) {
 		in = bench_ingest();

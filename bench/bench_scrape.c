@@ -19,10 +19,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "apply.h"
-#include "daemon.h"
-#include "metrics.h"
-#include "session_map.h"
+#include "core/apply.h"
+#include "daemon/daemon.h"
+#include "daemon/metrics.h"
+#include "core/session_map.h"
 
 #pragma GCC poison u8 u16 u32 u64
 

@@ -39,9 +39,9 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 
-#include "loader.h"
-#include "log.h"
-#include "record.h"
+#include "kernel/loader.h"
+#include "common/log.h"
+#include "kernel/record.h"
 
 #define MSG 16
 #define SAMPLE_MS 100

@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proto.h"
+#include "common/proto.h"
 
 #pragma GCC poison u8 u16 u32 u64
 

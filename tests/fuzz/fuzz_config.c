@@ -5,9 +5,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "config.h"
-#include "log.h"
-#include "options.h"
+#include "daemon/config.h"
+#include "common/log.h"
+#include "daemon/options.h"
 
 static int apply(const char *key, const char *value, unsigned int line, void *ctx, char *err,
 		 size_t errlen)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * fuzz_parse.c — libFuzzer target for the value parsers in user/parse.h
+ * fuzz_parse.c — libFuzzer target for the value parsers in user/common/parse.h
  * (durations, sizes, integers). Besides "no crash, no UB", it checks one
  * property: a formatted duration parses back to a value no larger than the
  * original (the formatter truncates, never rounds up).
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parse.h"
+#include "common/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "sock_diag.h"
+#include "kernel/sock_diag.h"
 
 static int each(const struct cb_diag_sock *s, void *ctx)
 {

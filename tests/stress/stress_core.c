@@ -33,8 +33,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "apply.h"
-#include "session_map.h"
+#include "core/apply.h"
+#include "core/session_map.h"
 
 #define MS 1000000ULL
 #define S 1000000000ULL

@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "config.h"
+#include "daemon/config.h"
 
 struct seen {
 	char text[1024];

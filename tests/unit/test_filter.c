@@ -11,12 +11,12 @@
 #include <cmocka.h>
 
 #include "connbeat_abi.h"
-#include "filter.h"
-#include "filter_flags.h"
-#include "proto.h"
-#include "names.h"
-#include "parse.h"
-#include "session.h"
+#include "core/filter.h"
+#include "cli/filter_flags.h"
+#include "common/proto.h"
+#include "common/names.h"
+#include "common/parse.h"
+#include "core/session.h"
 
 static void test_tcp_state_names(void **state)
 {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Unit tests of user/loader.c that need no privileges: ring sizes and the
+/* Unit tests of user/kernel/loader.c that need no privileges: ring sizes and the
  * missing-tracepoint check against this kernel's BTF. */
 #include <errno.h>
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 
 #include <bpf/btf.h>
 
-#include "loader.h"
+#include "kernel/loader.h"
 
 static void test_ring_size(void **state)
 {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Unit tests for the value parsers and formatters in user/parse.h. */
+/* Unit tests for the value parsers and formatters in user/common/parse.h. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "parse.h"
+#include "common/parse.h"
 
 #define MS CB_NSEC_PER_MSEC
 #define S CB_NSEC_PER_SEC

@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "proto.h"
+#include "common/proto.h"
 
 static int sp[2];
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Unit tests of user/record.c: the ring-record gate and the --trace line. */
+/* Unit tests of user/kernel/record.c: the ring-record gate and the --trace line. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "record.h"
+#include "kernel/record.h"
 
 static struct cb_record sample(void)
 {

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "apply.h"
-#include "comm.h"
-#include "session_map.h"
-#include "wheel.h"
+#include "core/apply.h"
+#include "core/comm.h"
+#include "core/session_map.h"
+#include "core/wheel.h"
 
 #define MS 1000000ULL
 #define S 1000000000ULL

@@ -23,7 +23,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "sock_diag.h"
+#include "kernel/sock_diag.h"
 
 #ifndef SO_COOKIE
 #define SO_COOKIE 57

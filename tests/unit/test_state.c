@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "state.h"
+#include "core/state.h"
 
 static const bool want_legal[CB_ST_COUNT][CB_ST_COUNT] = {
 	[CB_ST_ACTIVE] = { [CB_ST_STALE] = 1, [CB_ST_DRAINING] = 1, [CB_ST_CLOSED] = 1 },

@@ -34,18 +34,18 @@
 
 #include <bpf/bpf.h>
 
-#include "filter.h"
-#include "filter_flags.h"
-#include "hbmap.h"
-#include "loader.h"
-#include "log.h"
-#include "names.h"
-#include "output.h"
-#include "parse.h"
-#include "proto.h"
-#include "record.h"
-#include "session.h"
-#include "sock_diag.h"
+#include "core/filter.h"
+#include "cli/filter_flags.h"
+#include "kernel/hbmap.h"
+#include "kernel/loader.h"
+#include "common/log.h"
+#include "common/names.h"
+#include "cli/output.h"
+#include "common/parse.h"
+#include "common/proto.h"
+#include "kernel/record.h"
+#include "core/session.h"
+#include "kernel/sock_diag.h"
 
 #define EXIT_UNREACHABLE 1
 #define EXIT_USAGE 2

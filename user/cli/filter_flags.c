@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* filter_flags.c — see filter_flags.h. */
-#include "filter_flags.h"
+#include "cli/filter_flags.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "connbeat_abi.h"
-#include "names.h"
-#include "parse.h"
+#include "common/names.h"
+#include "common/parse.h"
 
 const char *const cb_filter_options[] = { "state", "tcp-state", "port", "sport", "dport",
 					  "addr",  "pid",       NULL };

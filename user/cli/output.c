@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* output.c — see output.h. */
-#include "output.h"
+#include "cli/output.h"
 
 #include <inttypes.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* histogram.c — see histogram.h. */
-#include "histogram.h"
+#include "common/histogram.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* names.c — see names.h. */
-#include "names.h"
+#include "common/names.h"
 
 #include <ctype.h>
 #include <errno.h>

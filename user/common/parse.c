@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* parse.c — see parse.h. */
-#include "parse.h"
+#include "common/parse.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

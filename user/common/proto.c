@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* proto.c — see proto.h. */
-#include "proto.h"
+#include "common/proto.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* apply.c — see apply.h. */
-#include "apply.h"
+#include "core/apply.h"
 
 #include <string.h>
 

@@ -32,7 +32,7 @@
 #include <stdint.h>
 
 #include "connbeat_abi.h"
-#include "session_map.h"
+#include "core/session_map.h"
 
 enum cb_apply_result {
 	CB_APPLY_INSERTED = 0,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* comm.c — see comm.h. */
-#include "comm.h"
+#include "core/comm.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

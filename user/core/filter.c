@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* filter.c — see filter.h. */
-#include "filter.h"
+#include "core/filter.h"
 
 #include <stdatomic.h>
 #include <string.h>
 
 #include "connbeat_abi.h"
-#include "session.h"
+#include "core/session.h"
 
 static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 

@@ -19,7 +19,7 @@
  * of two at or below the shard capacity, so at the cap a chain averages
  * 1–2 records and the index costs 2–4 bytes per session.
  */
-#include "session_map.h"
+#include "core/session_map.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wheel.h"
+#include "core/wheel.h"
 
 struct cb_shard {
 	pthread_mutex_t lock;

@@ -31,9 +31,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "comm.h"
-#include "session.h"
-#include "state.h"
+#include "core/comm.h"
+#include "core/session.h"
+#include "core/state.h"
 
 /* Socket cookies are a global counter: consecutive values must spread over
  * shards and buckets. splitmix64's finalizer; also for other cookie-keyed

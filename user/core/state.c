@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* state.c — see state.h. */
-#include "state.h"
+#include "core/state.h"
 
 static const bool legal[CB_ST_COUNT][CB_ST_COUNT] = {
 	[CB_ST_ACTIVE] = { [CB_ST_STALE] = true, [CB_ST_DRAINING] = true, [CB_ST_CLOSED] = true },

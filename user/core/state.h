@@ -25,7 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "session.h"
+#include "core/session.h"
 
 struct cb_state_stats {
 	_Atomic uint64_t live[CB_ST_COUNT];

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* wheel.c — see wheel.h. */
-#include "wheel.h"
+#include "core/wheel.h"
 
 #include <string.h>
 

@@ -25,7 +25,7 @@
 
 #include <stdint.h>
 
-#include "session.h"
+#include "core/session.h"
 
 #define CB_WHEEL_SLOTS 4096u
 #define CB_WHEEL_HEAD 0x80000000u

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* caps.c — see caps.h. Raw capget/capset: glibc has no wrappers and
  * libcap would be a dependency for two system calls. */
-#include "caps.h"
+#include "daemon/caps.h"
 
 #include <errno.h>
 #include <linux/capability.h>
@@ -10,7 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "common/log.h"
 
 static int cap_last(void)
 {

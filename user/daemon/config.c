@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* config.c — see config.h. */
-#include "config.h"
+#include "daemon/config.h"
 
 #include <errno.h>
 #include <fcntl.h>

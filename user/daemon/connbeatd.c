@@ -32,12 +32,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "caps.h"
-#include "daemon.h"
-#include "loader.h"
-#include "log.h"
-#include "options.h"
-#include "trace.h"
+#include "daemon/caps.h"
+#include "daemon/daemon.h"
+#include "kernel/loader.h"
+#include "common/log.h"
+#include "daemon/options.h"
+#include "daemon/trace.h"
 
 /* Kernel-style typedefs must not leak into user code (style.md #10). */
 #pragma GCC poison u8 u16 u32 u64

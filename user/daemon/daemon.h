@@ -16,13 +16,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "control.h"
-#include "loader.h"
-#include "metrics.h"
-#include "options.h"
-#include "reconcile.h"
-#include "ring_ingest.h"
-#include "session_map.h"
+#include "daemon/control.h"
+#include "kernel/loader.h"
+#include "daemon/metrics.h"
+#include "daemon/options.h"
+#include "kernel/reconcile.h"
+#include "kernel/ring_ingest.h"
+#include "core/session_map.h"
 
 #ifndef CONNBEAT_VERSION
 #define CONNBEAT_VERSION "0.1.0"

@@ -13,10 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon.h"
-#include "log.h"
-#include "names.h"
-#include "state.h"
+#include "daemon/daemon.h"
+#include "common/log.h"
+#include "common/names.h"
+#include "core/state.h"
 
 #pragma GCC poison u8 u16 u32 u64
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* metrics.c — see metrics.h. HTTP by libmicrohttpd: we do not hand-write HTTP. */
-#include "metrics.h"
+#include "daemon/metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "connbeat_proto.h"
-#include "log.h"
-#include "parse.h"
+#include "common/log.h"
+#include "common/parse.h"
 
 /* ---- Prometheus text sink --------------------------------------------------- */
 

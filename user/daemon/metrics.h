@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "histogram.h"
+#include "common/histogram.h"
 
 /* ---- the sink the collector writes into ----------------------------------- */
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* options.c — see options.h. */
-#include "options.h"
+#include "daemon/options.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -10,10 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
-#include "metrics.h"
-#include "parse.h"
+#include "daemon/config.h"
+#include "common/log.h"
+#include "daemon/metrics.h"
+#include "common/parse.h"
 
 enum opt_kind {
 	OPT_DURATION, /* uint64_t ns */

@@ -19,7 +19,7 @@
 #include <stdio.h>
 
 #include "connbeat_proto.h" /* CB_DEFAULT_SOCKET */
-#include "loader.h"         /* CB_DEFAULT_PIN_DIR, CB_DEFAULT_MAX_SESSIONS, ring sizes */
+#include "kernel/loader.h"         /* CB_DEFAULT_PIN_DIR, CB_DEFAULT_MAX_SESSIONS, ring sizes */
 
 #define CB_DEFAULT_METRICS "127.0.0.1:9477"
 #define CB_DEFAULT_CONFIG "/etc/connbeat/connbeatd.conf"

@@ -17,12 +17,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon.h"
-#include "filter.h"
-#include "log.h"
-#include "proc.h"
-#include "proto.h"
-#include "state.h"
+#include "daemon/daemon.h"
+#include "core/filter.h"
+#include "common/log.h"
+#include "kernel/proc.h"
+#include "common/proto.h"
+#include "core/state.h"
 
 #pragma GCC poison u8 u16 u32 u64
 

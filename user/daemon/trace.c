@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* trace.c — see trace.h. */
-#include "trace.h"
+#include "daemon/trace.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
 
-#include "log.h"
-#include "record.h"
+#include "common/log.h"
+#include "kernel/record.h"
 
 /* Kernel-style typedefs must not leak into user code (style.md #10). */
 #pragma GCC poison u8 u16 u32 u64

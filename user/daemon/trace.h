@@ -16,7 +16,7 @@
 
 #include <stdio.h>
 
-#include "loader.h"
+#include "kernel/loader.h"
 
 /* How long one ring_buffer__poll() waits when no wakeup comes. */
 #define CB_TRACE_POLL_MS 20

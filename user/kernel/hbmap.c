@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* hbmap.c — see hbmap.h. */
-#include "hbmap.h"
+#include "kernel/hbmap.h"
 
 #include <errno.h>
 #include <stdbool.h>

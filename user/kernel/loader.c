@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* loader.c — see loader.h. */
-#include "loader.h"
-#include "hbmap.h"
+#include "kernel/loader.h"
+#include "kernel/hbmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,8 +24,8 @@
 #include <bpf/btf.h>
 
 #include "connbeat.skel.h"
-#include "log.h"
-#include "parse.h"
+#include "common/log.h"
+#include "common/parse.h"
 
 /* Kernel-style typedefs must not leak into user code (style.md #10). */
 #pragma GCC poison u8 u16 u32 u64

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* proc.c — see proc.h. */
-#include "proc.h"
+#include "kernel/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* reconcile.c — see reconcile.h. */
-#include "reconcile.h"
+#include "kernel/reconcile.h"
 
 #include <bpf/bpf.h>
 #include <errno.h>
@@ -10,11 +10,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "apply.h"
-#include "hbmap.h"
-#include "log.h"
-#include "proc.h"
-#include "sock_diag.h"
+#include "core/apply.h"
+#include "kernel/hbmap.h"
+#include "common/log.h"
+#include "kernel/proc.h"
+#include "kernel/sock_diag.h"
 
 #pragma GCC poison u8 u16 u32 u64
 

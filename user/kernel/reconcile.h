@@ -31,7 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "session_map.h"
+#include "core/session_map.h"
 
 #define CB_RECONCILE_MARGIN_NS (50ull * 1000 * 1000)
 

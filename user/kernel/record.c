@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* record.c — see record.h. Pure: no I/O, no allocation. */
-#include "record.h"
+#include "kernel/record.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "names.h"
-#include "parse.h"
+#include "common/names.h"
+#include "common/parse.h"
 
 /* Kernel-style typedefs must not leak into user code (style.md #10). */
 #pragma GCC poison u8 u16 u32 u64

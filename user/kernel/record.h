@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "connbeat_abi.h"
-#include "names.h" /* cb_tcp_state_name() */
+#include "common/names.h" /* cb_tcp_state_name() */
 
 /* Every cb_rec_flags bit the kernel or the daemon may set. */
 #define CB_RF_ALL                                                                         \

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* ring_ingest.c — see ring_ingest.h. */
-#include "ring_ingest.h"
+#include "kernel/ring_ingest.h"
 
 #include <bpf/bpf.h>
 #include <errno.h>
@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "record.h"
+#include "common/log.h"
+#include "kernel/record.h"
 
 #pragma GCC poison u8 u16 u32 u64
 

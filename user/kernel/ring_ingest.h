@@ -24,10 +24,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "apply.h"
-#include "loader.h"
-#include "histogram.h"
-#include "session_map.h"
+#include "core/apply.h"
+#include "kernel/loader.h"
+#include "common/histogram.h"
+#include "core/session_map.h"
 
 #define CB_INGEST_POLL_MS 20
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* sock_diag.c — see sock_diag.h. */
-#include "sock_diag.h"
+#include "kernel/sock_diag.h"
 
 #include <errno.h>
 #include <libmnl/libmnl.h>
