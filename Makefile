@@ -10,6 +10,7 @@
 #   make vmlinux    regenerate vmlinux/$(ARCH)/vmlinux.h from this kernel's BTF
 #   make SANITIZER=address,undefined|thread ...   sanitizer build in build/san-*/
 #   make V=1        show the commands
+#   make BUILD=DIR  build into DIR instead of build/ (a second tree beside the first)
 #
 # Pattern rules after libbpf-bootstrap examples/c/Makefile: clang -target bpf
 # -> bpftool gen object -> bpftool gen skeleton; Debian's libbpf-dev and
@@ -28,22 +29,23 @@ DESTDIR ?=
 FUZZ_SECONDS ?= 60
 SANITIZER ?=
 
+BUILD ?= build
 comma := ,
 ifeq ($(FUZZ),1)
 # libFuzzer build: clang, everything instrumented, targets linked with the fuzzer main.
 CC := $(CLANG)
-OUT := build/fuzz
+OUT := $(BUILD)/fuzz
 SAN_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 else ifeq ($(SANITIZER),)
-OUT := build
+OUT := $(BUILD)
 SAN_FLAGS :=
 else
-OUT := build/san-$(subst $(comma),-,$(SANITIZER))
+OUT := $(BUILD)/san-$(subst $(comma),-,$(SANITIZER))
 SAN_FLAGS := -fsanitize=$(SANITIZER) -fno-sanitize-recover=all -fno-omit-frame-pointer
 endif
-# The BPF object and skeleton do not depend on the sanitizer: always in build/.
-GEN := build
+# The BPF object and skeleton do not depend on the sanitizer: always in $(BUILD)/.
+GEN := $(BUILD)
 
 ifeq ($(V),1)
 Q =
@@ -79,7 +81,7 @@ STRESS_BINS := $(patsubst %.c,$(OUT)/%,$(STRESS_SRCS))
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst %.c,$(OUT)/%,$(TOOL_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_BINS := $(patsubst %.c,build/fuzz/%,$(FUZZ_SRCS))
+FUZZ_BINS := $(patsubst %.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst %.c,$(OUT)/%,$(BENCH_SRCS))
 
@@ -155,7 +157,7 @@ $(GEN):
 
 unit-bins: $(UNIT_BINS)
 fuzz-bins:
-	$(Q)$(MAKE) --no-print-directory FUZZ=1 $(FUZZ_BINS)
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 BUILD=$(BUILD) $(FUZZ_BINS)
 stress-bins: $(STRESS_BINS)
 tests: $(BINS) $(UNIT_BINS) $(STRESS_BINS) $(TOOL_BINS)
 
@@ -163,7 +165,7 @@ tests: $(BINS) $(UNIT_BINS) $(STRESS_BINS) $(TOOL_BINS)
 RUN_ARGS ?=
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
-	exec ./build/connbeatd $(RUN_ARGS)
+	exec ./$(BUILD)/connbeatd $(RUN_ARGS)
 
 # The whole suite: normal build, unit tests again under ASan+UBSan, the
 # concurrency stress test under TSan, fuzz corpora, BPF and daemon tests.
@@ -173,20 +175,20 @@ check: deps deps-check
 	$(Q)$(MAKE) --no-print-directory SANITIZER=address,undefined unit-bins
 	$(Q)$(MAKE) --no-print-directory SANITIZER=thread stress-bins
 	$(Q)$(MAKE) --no-print-directory fuzz-bins
-	$(Q)tests/run
+	$(Q)CONNBEAT_BUILD=$(abspath $(BUILD)) tests/run
 
 bench: deps deps-bench
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS) $(TOOL_BINS)
-	$(Q)bench/run
+	$(Q)CONNBEAT_BUILD=$(abspath $(BUILD)) bench/run
 
 # Run every libFuzzer target for FUZZ_SECONDS; new inputs go to build/fuzz/corpus-NAME
 # (copy the interesting ones into tests/fuzz/corpus/NAME/ to keep them).
 fuzz: deps deps-check fuzz-bins
 	$(Q)for f in $(FUZZ_BINS); do n=$$(basename $$f); n=$${n#fuzz_}; \
-		mkdir -p build/fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
+		mkdir -p $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
 		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-			build/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | \
+			$(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | \
 			grep -E '^(stat::number_of_executed_units|stat::new_units_added|==|SUMMARY)' ; \
 		done
 
@@ -212,8 +214,8 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/connbeat
 install: all
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
-	$(Q)install -D -m 0755 build/connbeatd $(DESTDIR)$(SBINDIR)/connbeatd
-	$(Q)install -D -m 0755 build/connbeat $(DESTDIR)$(SBINDIR)/connbeat
+	$(Q)install -D -m 0755 $(BUILD)/connbeatd $(DESTDIR)$(SBINDIR)/connbeatd
+	$(Q)install -D -m 0755 $(BUILD)/connbeat $(DESTDIR)$(SBINDIR)/connbeat
 	$(Q)install -D -m 0644 man/connbeatd.8 $(DESTDIR)$(MANDIR)/man8/connbeatd.8
 	$(Q)install -D -m 0644 man/connbeat.8 $(DESTDIR)$(MANDIR)/man8/connbeat.8
 	$(Q)install -d $(DESTDIR)$(UNITDIR)
@@ -229,7 +231,7 @@ uninstall:
 	$(Q)rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
-	$(call msg,CLEAN,build)
-	$(Q)rm -rf build
+	$(call msg,CLEAN,$(BUILD))
+	$(Q)rm -rf $(BUILD)
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
