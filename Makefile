@@ -72,7 +72,7 @@ LIB_SRCS := $(filter-out $(MAINS),$(wildcard $(addsuffix /*.c,$(addprefix user/,
 LIB_OBJS := $(patsubst %.c,$(OUT)/%.o,$(LIB_SRCS))
 LIB := $(OUT)/libconnbeat.a
 BINS := $(OUT)/connbeatd $(OUT)/connbeat
-SKEL := $(GEN)/connbeat.skel.h
+SKELS := $(patsubst bpf/%.bpf.c,$(GEN)/%.skel.h,$(BPF_SRCS))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst %.c,$(OUT)/%,$(UNIT_SRCS))
@@ -88,7 +88,7 @@ BENCH_BINS := $(patsubst %.c,$(OUT)/%,$(BENCH_SRCS))
 .PHONY: all deps deps-check deps-bench run check tests unit-bins stress-bins fuzz-bins \
 	bench install uninstall fuzz vmlinux clean analyze format help
 
-all: $(BINS) $(SKEL)
+all: $(BINS) $(SKELS)
 
 help:
 	@sed -n '2,15p' Makefile | sed 's/^# \{0,1\}//'
@@ -115,7 +115,7 @@ $(GEN)/%.skel.h: $(GEN)/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
 # ---- userspace --------------------------------------------------------------
-$(OUT)/%.o: %.c | $(SKEL)
+$(OUT)/%.o: %.c | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(USER_CFLAGS) -c $< -o $@
@@ -212,6 +212,7 @@ SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/connbeat
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 install: all
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
 	$(Q)install -D -m 0755 $(BUILD)/connbeatd $(DESTDIR)$(SBINDIR)/connbeatd
@@ -223,11 +224,12 @@ install: all
 	$(Q)chmod 0644 $(DESTDIR)$(UNITDIR)/connbeatd.service
 	$(Q)install -D -m 0644 dist/connbeatd.conf $(DESTDIR)$(DOCDIR)/connbeatd.conf.example
 	$(Q)install -D -m 0644 dist/grafana-connbeat.json $(DESTDIR)$(DOCDIR)/grafana-connbeat.json
+	$(Q)install -D -m 0644 dist/connbeat.bash-completion $(DESTDIR)$(COMPLETIONDIR)/connbeat
 
 uninstall:
 	$(Q)rm -f $(DESTDIR)$(SBINDIR)/connbeatd $(DESTDIR)$(SBINDIR)/connbeat \
 		$(DESTDIR)$(MANDIR)/man8/connbeatd.8 $(DESTDIR)$(MANDIR)/man8/connbeat.8 \
-		$(DESTDIR)$(UNITDIR)/connbeatd.service
+		$(DESTDIR)$(UNITDIR)/connbeatd.service $(DESTDIR)$(COMPLETIONDIR)/connbeat
 	$(Q)rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
