@@ -20,7 +20,7 @@ build_pkgs=(make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-
 # (prometheus); groff (groff-base); systemd-analyze (systemd). libFuzzer's
 # runtime for the fuzz corpora replay (libclang-rt-14-dev), cmocka.
 check_pkgs=(libcmocka-dev libclang-rt-14-dev python3 iproute2 procps util-linux mount
-	valgrind prometheus groff-base systemd)
+	valgrind prometheus groff-base systemd bash-completion)
 bench_pkgs=(libbpf-tools)
 
 pkgs=("${build_pkgs[@]}")
