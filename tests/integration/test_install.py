@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """make install: PREFIX and DESTDIR honoured; binaries, man pages, the
-systemd unit (pointing at the installed daemon), the example config and
-the dashboard land where they should; make uninstall removes them."""
+systemd unit (pointing at the installed daemon), the example config, the
+dashboard and the bash completion land where they should; make uninstall
+removes them. The installed completion loads in bash and completes
+commands, sort keys and per-command options."""
 import os
 import re
 import shutil
@@ -16,12 +18,78 @@ import cbtest as t  # noqa: E402
 WANT = ["usr/sbin/connbeatd", "usr/sbin/connbeat", "usr/share/man/man8/connbeatd.8",
         "usr/share/man/man8/connbeat.8", "usr/lib/systemd/system/connbeatd.service",
         "usr/share/doc/connbeat/connbeatd.conf.example",
-        "usr/share/doc/connbeat/grafana-connbeat.json"]
+        "usr/share/doc/connbeat/grafana-connbeat.json",
+        "usr/share/bash-completion/completions/connbeat"]
+COMPLETION = "usr/share/bash-completion/completions/connbeat"
+BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
 
 
 def make(*args):
-    return subprocess.run(["make", "-C", t.ROOT, "--no-print-directory"] + list(args),
-                          capture_output=True, text=True, timeout=600)
+    """make in the source tree, installing from the build tree under test
+    (CONNBEAT_BUILD), never from another one."""
+    build = os.path.relpath(t.BUILD, t.ROOT)
+    if build.startswith(".."):
+        build = t.BUILD
+    return subprocess.run(["make", "-C", t.ROOT, "--no-print-directory", "BUILD=" + build] +
+                          list(args), capture_output=True, text=True, timeout=600)
+
+
+def complete(path, line):
+    """What the completion at `path` offers for `line` (the command line
+    up to the cursor, at its end), as bash would call it on TAB; returns
+    (candidates, stderr of the whole bash run)."""
+    words = line.split()
+    if line.endswith(" "):
+        words.append("")
+    script = ('source %s || exit 90; source "$1" || exit 91; COMP_WORDS=("${@:2}"); '
+              'COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMP_LINE=$0; COMP_POINT=${#COMP_LINE}; '
+              '_connbeat; printf "%%s\\n" "${COMPREPLY[@]}"' % BASH_COMPLETION)
+    p = subprocess.run(["bash", "-c", script, line, path] + words, capture_output=True,
+                       text=True, timeout=30)
+    return sorted(w for w in p.stdout.split("\n") if w), p.stderr
+
+
+def check_completion(path):
+    case = "the bash completion loads and completes"
+    if not os.path.isfile(BASH_COMPLETION):
+        t.skip(case, "%s is missing (Debian package bash-completion; `sudo make check` "
+               "installs it)" % BASH_COMPLETION)
+        return
+    p = subprocess.run(["bash", "-c", 'source %s && source "$1" && complete -p connbeat'
+                        % BASH_COMPLETION, "bash", path], capture_output=True, text=True,
+                       timeout=30)
+    t.ok(p.returncode == 0 and not p.stderr and "_connbeat" in p.stdout,
+         "the installed completion loads in bash without errors and registers _connbeat",
+         "exit %d" % p.returncode, p.stdout, p.stderr)
+    sort_keys = sorted("idle age tx rx retrans rtt".split())
+    cases = [
+        ("connbeat st", ["stale", "stats"]),
+        ("connbeat list --sort ", sort_keys),
+        ("connbeat stale --sort=r", ["retrans", "rtt", "rx"]),
+        ("connbeat ", sorted("stale list stats drain kill events summary".split())),
+        ("connbeat --maps ", ["list", "stale", "stats"]),
+        ("connbeat -", sorted("--socket --maps --pin-dir --version -h --help".split())),
+        ("connbeat stats -", ["--help", "--json"]),
+        ("connbeat --socket /tmp/x.sock drain --w", ["--wait"]),
+        ("connbeat kill --d", ["--dport", "--dry-run"]),
+        ("connbeat summary --by ", ["cgroup", "comm", "peer", "port"]),
+        ("connbeat stale --idle-basis ", ["any", "data"]),
+        ("connbeat list --state ", ["active", "closed", "draining", "stale"]),
+        ("connbeat drain --tcp-state close", ["close", "close-wait"]),
+        ("connbeat stale --json --j", []),
+    ]
+    for line, want in cases:
+        got, err = complete(path, line)
+        t.eq((got, err), (want, ""), "completion: %r<TAB>" % line)
+    # per command: only its own options
+    got = complete(path, "connbeat events --")[0]
+    t.ok("--json" in got and "--port" in got and not {"--wait", "--sort", "--dry-run",
+                                                      "--by", "--idle"} & set(got),
+         "completion: events offers its options and filters, not other commands'", got)
+    got = complete(path, "connbeat stale -")[0]
+    t.ok({"-H", "--no-header", "--idle", "--idle-basis", "--sort", "--limit", "--cgroup",
+          "--netns"} <= set(got) and "--wait" not in got,
+         "completion: stale offers its options and filters", got)
 
 
 def test_install():
@@ -32,6 +100,7 @@ def test_install():
             return
         missing = [f for f in WANT if not os.path.isfile(os.path.join(dest, f))]
         t.eq(missing, [], "every file is installed under DESTDIR/PREFIX")
+        check_completion(os.path.join(dest, COMPLETION))
         unit = open(os.path.join(dest, "usr/lib/systemd/system/connbeatd.service")).read()
         t.ok("ExecStart=/usr/sbin/connbeatd" in unit and "@" not in unit,
              "the unit runs the installed daemon", unit)
