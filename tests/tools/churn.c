@@ -4,11 +4,16 @@
  * load tests and the end-to-end benchmark.
  *
  *   churn [--seconds S] [--count N] [--threads T] [--bytes B] [--family 4|6]
+ *         [--server-first] [--ready]
  *
  * Each thread has its own listener on 127.0.0.1 (or ::1) and loops:
  * connect, accept, optionally send B bytes one way and read them, close
- * both ends (client first). It stops after S seconds or N connections in
- * all (whichever comes first; both bounded) and prints
+ * both ends. By default the client closes first (the client end goes to
+ * TIME_WAIT); with --server-first the accepted end closes first and the
+ * client reads the server's FIN (end of file) before it closes, as a client
+ * of a server that hangs up does (the server end goes to TIME_WAIT, the
+ * client end through CLOSE_WAIT and LAST_ACK). It stops after S seconds or
+ * N connections in all (whichever comes first; both bounded) and prints
  *   churn: connections N seconds S rate R ports A,B,...
  * (the listening ports, so that tests can compare per port). With
  * --ready it first prints "churn: listening ports A,B,..." and waits for
@@ -34,6 +39,7 @@ static long max_count = 10 * 1000 * 1000;
 static int nthreads = 2;
 static int nbytes;
 static int family = 4;
+static bool server_first;
 static _Atomic long made;
 static _Atomic bool failed;
 
@@ -135,8 +141,20 @@ static void *worker(void *arg)
 			while (got < nbytes && (n = read(a, buf, nbytes - got)) > 0)
 				got += n;
 		}
-		close(c);
-		close(a);
+		if (server_first) {
+			char eof;
+
+			close(a);
+			if (read(c, &eof, 1) != 0) { /* the FIN: end of file, nothing else */
+				fail("read (waiting for the server's FIN)");
+				close(c);
+				break;
+			}
+			close(c);
+		} else {
+			close(c);
+			close(a);
+		}
 	}
 	free(buf);
 	return NULL;
@@ -148,7 +166,8 @@ int main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 's' }, { "count", required_argument, NULL, 'n' },
 		{ "threads", required_argument, NULL, 't' }, { "bytes", required_argument, NULL, 'b' },
 		{ "family", required_argument, NULL, 'f' },  { "ready", no_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },	      {},
+		{ "server-first", no_argument, NULL, 'S' },  { "help", no_argument, NULL, 'h' },
+		{},
 	};
 	static struct worker_arg args[64];
 	pthread_t th[64];
@@ -157,7 +176,7 @@ int main(int argc, char **argv)
 	char ports[64 * 7] = "", line[16];
 	int c;
 
-	while ((c = getopt_long(argc, argv, "s:n:t:b:f:rh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:n:t:b:f:rSh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': seconds = atof(optarg); break;
 		case 'n': max_count = atol(optarg); break;
@@ -165,9 +184,10 @@ int main(int argc, char **argv)
 		case 'b': nbytes = atoi(optarg); break;
 		case 'f': family = atoi(optarg); break;
 		case 'r': ready = true; break;
+		case 'S': server_first = true; break;
 		case 'h':
 			printf("usage: churn [--seconds S] [--count N] [--threads T] [--bytes B] "
-			       "[--family 4|6] [--ready]\n");
+			       "[--family 4|6] [--server-first] [--ready]\n");
 			return 0;
 		default:
 			return 2;
