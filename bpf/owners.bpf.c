@@ -25,6 +25,12 @@
  *    tgid and the leader's comm, and the reader folds repeats.
  *  - Nothing is written for the final call (task/file NULL): the record
  *    stream carries no trailer.
+ *  - Fields are read with direct loads through BTF pointers (a fault reads
+ *    as 0), not bpf_probe_read_kernel(): with 100 000 sockets the helper
+ *    calls for comm and the pid level cost 12% of the program's run time
+ *    (measured with BPF stats, 530 -> 465 ns per socket). What remains is
+ *    memory: each socket's file, struct socket and struct sock are cold
+ *    cache lines, ~160 ns each here (bench/owners_pass.c).
  *  - If a record does not fit in the seq_file buffer, bpf_seq_write()
  *    fails and the kernel rolls this object back and shows it again at the
  *    start of the next read(): a record is never split or lost.
@@ -69,14 +75,14 @@ static __always_inline __u64 sock_cookie(struct sock *sk)
 static __always_inline __u32 tgid_for_reader(struct task_struct *task)
 {
 	struct task_struct *me = bpf_get_current_task_btf();
-	unsigned int level = BPF_CORE_READ(me, thread_pid, level);
+	unsigned int level = me->thread_pid->level;
 	struct pid *pid;
 	struct upid up;
 
 	if (!level)
 		return task->tgid;
 	/* Read with the helper: a scalar address, so the variable index is
-	 * plain arithmetic for the verifier. */
+	 * plain arithmetic for the verifier (rare path: containers only). */
 	pid = BPF_CORE_READ(task, group_leader, thread_pid);
 	if (!pid || BPF_CORE_READ(pid, level) < level)
 		return 0; /* not visible from the reader: cannot happen here */
@@ -127,7 +133,7 @@ static __always_inline int handle_file(struct seq_file *seq, struct task_struct 
 	/* The group leader's comm: `ss -p` prints the process's name (from
 	 * /proc/PID/stat), which is the leader's even when a thread with a
 	 * private fd table is the one visited here. */
-	BPF_CORE_READ_STR_INTO(&r.comm, task, group_leader, comm);
+	__builtin_memcpy(r.comm, task->group_leader->comm, sizeof(r.comm));
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
 }
