@@ -102,7 +102,7 @@ deps-bench:
 	$(Q)scripts/deps.sh bench
 
 # ---- BPF: object -> linked object -> skeleton -------------------------------
-$(GEN)/%.tmp.bpf.o: bpf/%.bpf.c include/connbeat_abi.h $(wildcard bpf/*.h) | $(GEN)
+$(GEN)/%.tmp.bpf.o: bpf/%.bpf.c $(wildcard include/*.h bpf/*.h) | $(GEN)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 

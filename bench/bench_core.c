@@ -172,11 +172,13 @@ static void make_record(struct cb_record *r, uint8_t kind, uint64_t cookie, uint
 	}
 	r->ctr.last_seen_ns = ts;
 	r->ctr.last_data_ns = (r->flags & CB_RF_DATA) ? ts : ts - (salt % 1000) * MS;
-	r->ctr.tx_bytes = (ts - T0) / 64 + salt % 4096;
-	r->ctr.rx_bytes = (ts - T0) / 16 + salt % 8192;
+	r->flags |= CB_RF_COUNTERS;
+	r->ctr.bytes_acked = (ts - T0) / 64 + salt % 4096;
+	r->ctr.bytes_received = (ts - T0) / 16 + salt % 8192;
 	r->ctr.segs_in = (uint32_t)((ts - T0) / 100000);
 	r->ctr.segs_out = (uint32_t)((ts - T0) / 120000);
-	r->ctr.retrans = (uint32_t)(salt % 3);
+	r->ctr.total_retrans = (uint32_t)(salt % 3);
+	r->ctr.srtt_us = 30 + (uint32_t)(salt % 100);
 }
 
 static void check_record(const struct cb_record *r)
@@ -295,11 +297,11 @@ static inline bool bare_apply(struct bare *b, const struct cb_record *r)
 		v->dport = r->tuple.dport;
 		b->used++;
 	}
-	v->tx_bytes = max64(v->tx_bytes, r->ctr.tx_bytes);
-	v->rx_bytes = max64(v->rx_bytes, r->ctr.rx_bytes);
+	v->tx_bytes = max64(v->tx_bytes, r->ctr.bytes_acked);
+	v->rx_bytes = max64(v->rx_bytes, r->ctr.bytes_received);
 	v->segs_in = r->ctr.segs_in;
 	v->segs_out = r->ctr.segs_out;
-	v->retrans = r->ctr.retrans;
+	v->retrans = r->ctr.total_retrans;
 	v->last_data_ns = max64(v->last_data_ns, r->ctr.last_data_ns);
 	v->last_seen_ns = max64(v->last_seen_ns, max64(r->ctr.last_seen_ns, r->ts_ns));
 	v->tcp_state = r->new_state;

@@ -62,7 +62,8 @@ static void mkrec(struct cb_record *r, unsigned int kind, uint64_t cookie, uint6
 	r->tuple.sport = (uint16_t)(1024 + cookie % 60000);
 	r->tuple.dport = 443;
 	r->ctr.last_seen_ns = r->ctr.last_data_ns = ts;
-	r->ctr.tx_bytes = cookie & 0xffff;
+	r->flags = CB_RF_COUNTERS;
+	r->ctr.bytes_acked = cookie & 0xffff;
 }
 
 struct scraper {

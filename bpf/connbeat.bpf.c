@@ -10,11 +10,22 @@
  *  - tp_btf only (no tracefs, no kprobes/fentry); each SEC() is a thin
  *    wrapper around a static handler; cheapest filters first (protocol, then
  *    family, then state).
+ *  - Pay on the hot path only for what the daemon must know when it
+ *    happens. A connection costs three lifecycle records per side (OPEN at
+ *    ESTABLISHED, STATE when it starts to close, CLOSE); byte and segment
+ *    counts are the kernel's own tcp_sock totals, read into the records
+ *    that are written anyway, never accumulated per event; a heartbeat is
+ *    one hash lookup and two stores, and a BEAT goes out at most once per
+ *    connection per CPU per interval (none at all for a connection shorter
+ *    than that).
  *  - Never wake the reader per record: submit with BPF_RB_NO_WAKEUP, and
  *    force a wakeup only once the ring's unconsumed data passes a threshold
  *    (a quarter of the ring, set by the loader). The daemon polls with a
  *    short timeout, so a quiet ring is still read within that timeout.
- *  - A failed reservation is counted in `stats` (*_DROPPED), never silent.
+ *  - A lifecycle record that cannot be delivered is counted in `stats` and
+ *    under its network namespace in `lost`, so that the daemon repairs that
+ *    namespace at once; a lost CLOSE keeps the heartbeats entry
+ *    (CB_HBF_CLOSE_LOST) so that tcp_destroy_sock reports it after all.
  *  - A tracepoint program already running on this CPU is skipped by the
  *    kernel when its tracepoint fires again (softirq interrupting process
  *    context) and only counted in recursion_misses: whatever a missed run
@@ -22,23 +33,23 @@
  *    the heartbeat path seeding a missed OPEN, the daemon's reconciliation).
  *
  * Observed on 6.18 (tests/integration/test_bpf_trace.py checks it):
- *  - Active open: CLOSE->SYN_SENT in connect() (process context), then
- *    SYN_SENT->ESTABLISHED in softirq when the SYN-ACK arrives.
+ *  - Active open: CLOSE->SYN_SENT in connect() (process context: the
+ *    heartbeats entry is created there, with connect()'s pid), then
+ *    SYN_SENT->ESTABLISHED in softirq when the SYN-ACK arrives: the OPEN.
  *  - Passive open: the child socket is born in LISTEN->SYN_RECV when the
- *    handshake's final ACK arrives (softirq), then SYN_RECV->ESTABLISHED.
- *    The request sock (NEW_SYN_RECV) never passes inet_sock_set_state.
+ *    handshake's final ACK arrives (softirq), then SYN_RECV->ESTABLISHED:
+ *    the OPEN. The request sock (NEW_SYN_RECV) never passes
+ *    inet_sock_set_state.
  *  - TIME_WAIT is never reported on the full socket: the active closer goes
  *    FIN_WAIT1->FIN_WAIT2->CLOSE (or CLOSING->CLOSE); tcp_time_wait() hands
  *    the connection to a separate inet_timewait_sock (same cookie) without a
- *    state-change event and tcp_done() moves the full socket to CLOSE. So
- *    CLOSE is the end of the session for us; the timewait remnant is not a
- *    session (ss shows it, connbeat does not).
- *  - connect() enters SYN_SENT before it picks the local port, so an active
- *    OPEN has sport 0 unless the socket was bound; the next record
- *    (ESTABLISHED, or CLOSE when the connect fails) carries the full tuple.
+ *    state-change event and tcp_done() moves the full socket to CLOSE. A
+ *    TIME_WAIT remnant is not a session; a FIN_WAIT2 remnant (we closed, the
+ *    peer has not: no FIN received yet) is, until it goes: its CLOSE carries
+ *    CB_RF_REMNANT.
  *  - SO_LINGER 0 and close() with unread data enter CLOSE first and send
  *    their RST afterwards, so that RESET arrives after the CLOSE record with
- *    the heartbeat entry already gone (only tcp_sock's counters are filled).
+ *    the heartbeat entry already gone.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -58,9 +69,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TCPHDR_FIN 0x01
 #define EEXIST 17
 
-/* Upper bound of the per-CPU summing loop, for the verifier; the real bound
- * is nr_cpus (known to the verifier: rodata is frozen before load). The
- * loader warns on hosts with more possible CPUs (CB_BPF_MAX_CPUS). */
+/* Upper bound of the per-CPU loop, for the verifier; the real bound is
+ * nr_cpus (known to the verifier: rodata is frozen before load). The loader
+ * warns on hosts with more possible CPUs (CB_BPF_MAX_CPUS). */
 #define CB_MAX_CPUS 1024
 
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
@@ -71,11 +82,16 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Minimum gap between two BEATs of one connection on one CPU, in units of
  * 2^20 ns (~1.05 ms), the unit of cb_heartbeat.beat_stamp. 0: every event. */
 const volatile __u32 beat_interval = 954; /* ~1 s */
-/* libbpf_num_possible_cpus(): how many per-CPU slots to sum. */
+/* libbpf_num_possible_cpus(): how many per-CPU slots there are. */
 const volatile __u32 nr_cpus = 1;
 /* Force a reader wakeup once this many bytes wait unconsumed in a ring. */
 const volatile __u64 events_wake_bytes = 2 << 20;
 const volatile __u64 beats_wake_bytes = 1 << 20;
+
+/* Set by the daemon at run time through the mmap'ed .bss: while non-zero,
+ * report every TCP state change of an open connection, not only the first
+ * step of its close (someone streams `connbeat events`). */
+__u32 all_states;
 
 /* ---- maps (BTF-defined, pinned by name under the loader's pin_root_path) ---- */
 
@@ -106,6 +122,15 @@ struct {
 	__uint(max_entries, CB_STAT_MAX);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } stats SEC(".maps");
+
+/* Lifecycle records lost, by network namespace (include/connbeat_abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, CB_LOST_MAX_NETNS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lost SEC(".maps");
 
 /*
  * A per-CPU clock cache, private (not pinned). bpf_ktime_get_ns() costs
@@ -170,13 +195,36 @@ static __always_inline void stat_inc(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
 
-	/* Atomic although per-CPU: a softirq program can interrupt a process
-	 * context one on this CPU between its load and store. */
 	if (v)
-		__sync_fetch_and_add(v, 1);
+		(*v)++; /* per-CPU slot: no atomics needed */
 }
 
-/* A ring record or NULL, counting the failure in the ring's DROPPED slot. */
+/* A lifecycle record of this netns was not delivered: count it where the
+ * daemon looks for namespaces to repair. A subprogram: the rare path keeps
+ * its instructions out of the callers'. */
+static __noinline void lost_inc(__u32 netns)
+{
+	__u64 one = 1, *v;
+	int err;
+
+	v = bpf_map_lookup_elem(&lost, &netns);
+	if (v) {
+		__sync_fetch_and_add(v, 1);
+		return;
+	}
+	err = bpf_map_update_elem(&lost, &netns, &one, BPF_NOEXIST);
+	if (err == -EEXIST) { /* another CPU made it meanwhile */
+		v = bpf_map_lookup_elem(&lost, &netns);
+		if (v)
+			__sync_fetch_and_add(v, 1);
+	}
+}
+
+static __always_inline __u32 sock_netns(const struct sock *sk)
+{
+	return sk->__sk_common.skc_net.net->ns.inum;
+}
+
 static __always_inline struct cb_record *rec_reserve(void *ring, __u32 dropped_idx)
 {
 	struct cb_record *r = bpf_ringbuf_reserve(ring, sizeof(*r), 0);
@@ -186,8 +234,19 @@ static __always_inline struct cb_record *rec_reserve(void *ring, __u32 dropped_i
 		return NULL;
 	}
 	/* Ring memory holds older records: clear it so padding and unused
-	 * fields are zero (18 stores, cheaper than reasoning per kind). */
+	 * fields are zero (20 stores, cheaper than reasoning per kind). */
 	__builtin_memset(r, 0, sizeof(*r));
+	return r;
+}
+
+/* A lifecycle record for the events ring; on failure the loss is counted
+ * under the connection's netns too. */
+static __always_inline struct cb_record *event_reserve(const struct sock *sk)
+{
+	struct cb_record *r = rec_reserve(&events, CB_STAT_EVENTS_DROPPED);
+
+	if (!r)
+		lost_inc(sock_netns(sk));
 	return r;
 }
 
@@ -204,6 +263,11 @@ static __always_inline void rec_submit(void *ring, struct cb_record *r, __u64 wa
 	stat_inc(emitted_idx);
 }
 
+static __always_inline void event_submit(struct cb_record *r)
+{
+	rec_submit(&events, r, events_wake_bytes, CB_STAT_EVENTS_EMITTED);
+}
+
 static __always_inline void rec_fill(struct cb_record *r, __u8 kind, const struct sock *sk,
 				     __u64 cookie, __u64 now)
 {
@@ -214,12 +278,11 @@ static __always_inline void rec_fill(struct cb_record *r, __u8 kind, const struc
 	r->size = sizeof(*r);
 	r->cookie = cookie;
 	r->ts_ns = now;
-	r->new_state = skc->skc_state;
+	r->old_state = r->new_state = skc->skc_state;
 	r->tuple.sport = skc->skc_num; /* host order already */
 	if (!r->tuple.sport) {
-		/* skc_num is 0 until connect() picks the local port (after
-		 * SYN_SENT) and again once CLOSE released it (inet_put_port);
-		 * inet_sport keeps the port after CLOSE. */
+		/* skc_num is 0 again once CLOSE released the port
+		 * (inet_put_port); inet_sport keeps it. */
 		struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
 
 		if (tp)
@@ -247,72 +310,49 @@ static __always_inline void rec_set_process(struct cb_record *r)
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
 }
 
-static __always_inline void hb_merge(struct cb_counters *c, const struct cb_heartbeat *h)
-{
-	if (h->last_data_ns > c->last_data_ns)
-		c->last_data_ns = h->last_data_ns;
-	if (h->last_seen_ns > c->last_seen_ns)
-		c->last_seen_ns = h->last_seen_ns;
-	c->tx_bytes += h->tx_bytes;
-	c->rx_bytes += h->rx_bytes;
-	c->retrans += h->retrans;
-	c->resets += h->resets;
-}
-
-/*
- * Merge every CPU's slot of one heartbeats entry into c: newest times,
- * summed counters. `mine`, when the caller holds it, is this CPU's slot:
- * one hash lookup less. Returns false when the entry does not exist.
- * Not a snapshot: other CPUs keep writing their slots meanwhile, so a sum
- * can miss the last few bytes in flight; the next record carries them.
- */
-static __always_inline bool hb_sum(const struct cb_hb_key *key, struct cb_counters *c,
-				   const struct cb_heartbeat *mine)
-{
-	__u32 me = CB_MAX_CPUS;
-	bool found = false;
-
-	if (mine) {
-		me = bpf_get_smp_processor_id();
-		hb_merge(c, mine);
-		found = true;
-	}
-	for (__u32 cpu = 0; cpu < CB_MAX_CPUS; cpu++) {
-		struct cb_heartbeat *h;
-
-		if (cpu >= nr_cpus)
-			break;
-		if (cpu == me)
-			continue;
-		h = bpf_map_lookup_percpu_elem(&heartbeats, key, cpu);
-		if (!h)
-			break; /* no entry at all (the lookup fails on every CPU alike) */
-		found = true;
-		hb_merge(c, h);
-	}
-	return found;
-}
-
-/* The kernel's own segment counters, for full TCP sockets. retrans: the
- * kernel's total_retrans is authoritative when we can read it (ours only
- * counts what the programs saw since the entry was created). */
-static __always_inline void tcp_counters(const struct sock *sk, struct cb_counters *c)
+/* The kernel's own totals of a full TCP socket, what `ss -ti` prints. */
+static __always_inline void tcp_counters(const struct sock *sk, struct cb_record *r)
 {
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
 
 	if (!tp)
 		return;
-	c->segs_in = tp->segs_in;
-	c->segs_out = tp->segs_out;
-	c->retrans = tp->total_retrans;
+	r->flags |= CB_RF_COUNTERS;
+	r->ctr.bytes_acked = tp->bytes_acked;
+	r->ctr.bytes_received = tp->bytes_received;
+	r->ctr.segs_in = tp->segs_in;
+	r->ctr.segs_out = tp->segs_out;
+	r->ctr.total_retrans = tp->total_retrans;
+	r->ctr.srtt_us = tp->srtt_us >> 3;
 }
 
-/* Counters of a record about a connection: the map's, then tcp_sock's. */
-static __always_inline void rec_counters(struct cb_record *r, const struct sock *sk,
-					 const struct cb_hb_key *key, const struct cb_heartbeat *mine)
+/* The socket's own cgroup v2 (sk_cgrp_data, set when the socket was made):
+ * right in softirq too, unlike the current task's. Its id is the cgroup's
+ * kernfs id, the inode number of its directory in cgroup2fs. */
+static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
 {
-	hb_sum(key, &r->ctr, mine);
-	tcp_counters(sk, &r->ctr);
+	struct cgroup *cg = sk->sk_cgrp_data.cgroup;
+
+	return cg ? cg->kn->id : 0;
+}
+
+/* SOCK_DONE: the peer's FIN arrived (tcp_fin) or the socket was reset. */
+static __always_inline bool sock_flag_done(const struct sock *sk)
+{
+	int bit = bpf_core_enum_value(enum sock_flags, SOCK_DONE);
+
+	return (sk->__sk_common.skc_flags >> bit) & 1;
+}
+
+/* Only TCP over IPv4/IPv6, read from the full socket. */
+static __always_inline bool is_inet_tcp(const struct sock *sk)
+{
+	__u16 family;
+
+	if (sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
+		return false;
+	family = sk->__sk_common.skc_family;
+	return family == AF_INET || family == AF_INET6;
 }
 
 /*
@@ -333,7 +373,7 @@ static __noinline int hb_seed(const struct sock *sk, const struct cb_hb_key *key
 	int err;
 
 	if (state == CB_TCP_CLOSE || state == CB_TCP_LISTEN || state == CB_TCP_TIME_WAIT ||
-	    state == CB_TCP_NEW_SYN_RECV)
+	    state == CB_TCP_NEW_SYN_RECV || state == CB_TCP_SYN_SENT || state == CB_TCP_SYN_RECV)
 		return -1;
 	/* Held in err, not tested inline: see the note in maps.bpf.h about
 	 * the verifier and the helper's return register. */
@@ -347,36 +387,25 @@ static __noinline int hb_seed(const struct sock *sk, const struct cb_hb_key *key
 	return 0;
 }
 
-static __always_inline struct cb_heartbeat *hb_lookup_or_seed(const struct sock *sk,
-							      const struct cb_hb_key *key)
+/* connect()'s pid, from whichever CPU's slot ran CLOSE->SYN_SENT (usually
+ * this one, checked first by the caller). */
+static __noinline __u32 hb_pid_any(const struct cb_hb_key *key)
 {
-	struct cb_heartbeat *h = bpf_map_lookup_elem(&heartbeats, key);
+	for (__u32 cpu = 0; cpu < CB_MAX_CPUS; cpu++) {
+		struct cb_heartbeat *h;
 
-	if (h)
-		return h;
-	if (hb_seed(sk, key))
-		return NULL;
-	return bpf_map_lookup_elem(&heartbeats, key);
-}
-
-/* Only TCP over IPv4/IPv6, read from the full socket. */
-static __always_inline bool is_inet_tcp(const struct sock *sk)
-{
-	__u16 family;
-
-	if (sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
-		return false;
-	family = sk->__sk_common.skc_family;
-	return family == AF_INET || family == AF_INET6;
+		if (cpu >= nr_cpus)
+			break;
+		h = bpf_map_lookup_percpu_elem(&heartbeats, key, cpu);
+		if (!h)
+			break; /* no entry at all (the lookup fails on every CPU alike) */
+		if (h->pid)
+			return h->pid;
+	}
+	return 0;
 }
 
 /* ---- the heartbeat path: send/recv/probe ---- */
-
-enum hb_cause {
-	HB_SEND = 1,
-	HB_RECV = 2,
-	HB_SEGMENT = 3, /* tcp_probe: a segment arrived (data or not) */
-};
 
 /*
  * Update this CPU's slot and, throttled, emit a BEAT.
@@ -384,59 +413,70 @@ enum hb_cause {
  * The throttle follows Cilium's __ct_update_timeout(): each CPU's slot
  * remembers when it last beat (beat_stamp, in 2^20 ns units) and beats again
  * only once beat_interval has passed, so there is at most one BEAT per
- * connection per CPU per interval; a slot that never beat (no CB_HBF_BEAT)
- * beats at once, so the first activity on each CPU is always reported. The
- * OPEN record counts as a beat of the CPU that created the entry; a seeded
- * entry (OPEN missed) beats at once, which gives the daemon its tuple.
+ * connection per CPU per interval. A slot's first touch only starts its
+ * throttle: the OPEN already told the daemon of the connection, so a
+ * connection shorter than one interval costs no BEAT at all. The exception
+ * is an entry the heartbeat path seeded itself (the socket predates the
+ * programs, or its OPEN was missed): it beats at once, which gives the
+ * daemon its tuple. A connection that went quiet beats on its first
+ * activity after an interval — which is how a STALE session revives.
  *
- * Benign race: the slot is this CPU's alone, but a softirq program (probe,
- * retransmit) can interrupt a process-context one (send/recv) between its
- * reads and writes of the same slot. They write different fields except
- * last_seen_ns/last_data_ns (both "now", either value is right) and
- * beat_stamp/flags, where the worst case is one extra BEAT in that
- * interval. Counters are only ever incremented by one context each
- * (tx/rx_bytes: process; retrans: softirq/timer), so no increment is lost.
+ * Benign race: the slot is this CPU's alone, but a softirq program (probe)
+ * can interrupt a process-context one (send/recv) between its reads and
+ * writes of the same slot. They write the same fields only with "now"
+ * (either value is right) or the throttle, where the worst case is one
+ * extra BEAT in that interval.
  */
-static __always_inline int hb_touch(const struct sock *sk, enum hb_cause cause, __u64 bytes,
-				    bool data)
+static __always_inline int hb_touch(const struct sock *sk, bool data, bool process)
 {
 	struct cb_hb_key key = { .cookie = sock_cookie(sk) };
 	struct cb_heartbeat *h;
 	struct cb_record *r;
-	__u64 now;
+	bool seeded = false;
 	__u32 stamp;
+	__u16 flags;
+	__u64 now;
 
-	h = hb_lookup_or_seed(sk, &key);
-	if (!h)
-		return 0;
+	h = bpf_map_lookup_elem(&heartbeats, &key);
+	if (!h) {
+		if (hb_seed(sk, &key))
+			return 0;
+		h = bpf_map_lookup_elem(&heartbeats, &key);
+		if (!h)
+			return 0;
+		seeded = true;
+	}
 	now = clock_now();
 	WRITE_ONCE(h->last_seen_ns, now);
 	if (data)
 		WRITE_ONCE(h->last_data_ns, now);
-	if (cause == HB_SEND)
-		h->tx_bytes += bytes;
-	else if (cause == HB_RECV)
-		h->rx_bytes += bytes;
-	if (cause != HB_SEGMENT && !h->pid)
+	if (process && !h->pid)
 		h->pid = bpf_get_current_pid_tgid() >> 32;
 
 	stamp = now >> 20;
-	if ((READ_ONCE(h->flags) & CB_HBF_BEAT) &&
-	    (__u32)(stamp - READ_ONCE(h->beat_stamp)) < beat_interval)
+	flags = READ_ONCE(h->flags);
+	if (!(flags & CB_HBF_BEAT)) {
+		WRITE_ONCE(h->beat_stamp, stamp);
+		WRITE_ONCE(h->flags, flags | CB_HBF_BEAT);
+		if (!seeded && !(flags & CB_HBF_SEEDED) && beat_interval)
+			return 0; /* (interval 0, for tests: every event beats) */
+	} else if ((__u32)(stamp - READ_ONCE(h->beat_stamp)) < beat_interval) {
 		return 0;
-	WRITE_ONCE(h->beat_stamp, stamp);
-	h->flags |= CB_HBF_BEAT;
+	} else {
+		WRITE_ONCE(h->beat_stamp, stamp);
+	}
 
 	r = rec_reserve(&beats, CB_STAT_BEATS_DROPPED);
 	if (!r)
 		return 0;
 	rec_fill(r, CB_REC_BEAT, sk, key.cookie, now);
-	r->old_state = r->new_state;
 	if (data)
 		r->flags |= CB_RF_DATA;
-	if (cause != HB_SEGMENT)
+	if (process)
 		rec_set_process(r);
-	rec_counters(r, sk, &key, h);
+	tcp_counters(sk, r);
+	r->ctr.last_data_ns = h->last_data_ns;
+	r->ctr.last_seen_ns = h->last_seen_ns;
 	rec_submit(&beats, r, beats_wake_bytes, CB_STAT_BEATS_EMITTED);
 	return 0;
 }
@@ -445,169 +485,224 @@ static __always_inline int handle_send(const struct sock *sk, int ret)
 {
 	if (ret <= 0 || !sk || !is_inet_tcp(sk))
 		return 0;
-	return hb_touch(sk, HB_SEND, ret, true);
+	return hb_touch(sk, true, true);
 }
 
 static __always_inline int handle_recv(const struct sock *sk, int ret, int flags)
 {
-	/* MSG_PEEK moves nothing: the bytes are counted when really read. */
+	/* MSG_PEEK moves nothing: the bytes count when really read. */
 	if (ret <= 0 || (flags & MSG_PEEK) || !sk || !is_inet_tcp(sk))
 		return 0;
-	return hb_touch(sk, HB_RECV, ret, true);
+	return hb_touch(sk, true, true);
 }
 
-/* tcp_probe fires for every segment tcp_rcv_established() receives: the
- * TCP-level heartbeat, including pure ACKs and keepalives. TCP_SKB_CB is
- * filled by tcp_v{4,6}_fill_cb() by then: end_seq = seq + SYN + FIN +
- * payload. skb->cb is a char array, which the verifier lets us read as
- * scratch space through the BTF pointer (no probe_read). */
+/*
+ * tcp_probe fires for every segment tcp_rcv_established() receives, before
+ * it is processed: the TCP-level heartbeat, including pure ACKs and
+ * keepalives. Only new payload counts as data: a segment that ends beyond
+ * rcv_nxt. A keepalive probe (seq = rcv_nxt - 1, at most one byte) and a
+ * duplicate retransmission end at or before it: signs of life, not data.
+ * TCP_SKB_CB is filled by tcp_v{4,6}_fill_cb() by then: end_seq = seq +
+ * SYN + FIN + payload. skb->cb is a char array, which the verifier lets us
+ * read as scratch space through the BTF pointer (no probe_read).
+ */
 static __always_inline int handle_probe(const struct sock *sk, const struct sk_buff *skb)
 {
 	const struct tcp_skb_cb *tcb = (const void *)skb->cb;
-	__u32 len = tcb->end_seq - tcb->seq;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	__u32 end;
 
-	if (tcb->tcp_flags & TCPHDR_FIN)
-		len--;
-	return hb_touch(sk, HB_SEGMENT, 0, len > 0);
-}
-
-static __always_inline int handle_retransmit(const struct sock *sk, int err)
-{
-	struct cb_hb_key key;
-	struct cb_heartbeat *h;
-	struct cb_record *r;
-	__u64 now;
-
-	if (err) /* not sent (e.g. -EBUSY): not a retransmission */
+	if (!tp)
 		return 0;
-	key.cookie = sock_cookie(sk);
-	h = hb_lookup_or_seed(sk, &key);
-	if (!h)
-		return 0;
-	h->retrans++;
-	now = clock_now();
-	r = rec_reserve(&beats, CB_STAT_BEATS_DROPPED);
-	if (!r)
-		return 0;
-	rec_fill(r, CB_REC_RETRANS, sk, key.cookie, now);
-	r->old_state = r->new_state;
-	rec_counters(r, sk, &key, h);
-	rec_submit(&beats, r, beats_wake_bytes, CB_STAT_BEATS_EMITTED);
-	return 0;
+	end = tcb->end_seq - (tcb->tcp_flags & TCPHDR_FIN ? 1 : 0);
+	return hb_touch(sk, (__s32)(end - tp->rcv_nxt) > 0, false);
 }
 
 /*
  * RST sent or received on a full TCP socket. tcp_send_reset's sk may be NULL
  * (no socket: port closed), a request sock or a timewait sock (only
  * sock_common is valid there: check the state before touching struct sock).
- * A tracked connection counts it in its slot; an untracked one that is
- * already in CLOSE still gets its record (SO_LINGER 0 sends its RST after
- * entering CLOSE). Listeners and sockets never tracked are skipped.
+ * A tracked connection gets its record; so does an untracked one that is
+ * already in CLOSE (SO_LINGER 0 sends its RST after entering CLOSE).
+ * Listeners, handshakes and sockets never tracked are skipped.
  */
-static __always_inline int handle_reset(const struct sock *sk, __u8 rf)
+static __always_inline int handle_reset(const struct sock *sk, __u16 rf)
 {
 	struct cb_hb_key key;
-	struct cb_heartbeat *h;
 	struct cb_record *r;
 	__u8 state;
 
 	if (!sk)
 		return 0;
 	state = sk->__sk_common.skc_state;
-	if (state == CB_TCP_TIME_WAIT || state == CB_TCP_NEW_SYN_RECV || state == CB_TCP_LISTEN)
+	/* not sessions: listeners, request and timewait socks, and handshakes
+	 * (a refused connect() is never a session) */
+	if (state == CB_TCP_TIME_WAIT || state == CB_TCP_NEW_SYN_RECV || state == CB_TCP_LISTEN ||
+	    state == CB_TCP_SYN_SENT || state == CB_TCP_SYN_RECV)
 		return 0;
 	if (!is_inet_tcp(sk))
 		return 0;
 	key.cookie = sock_cookie(sk);
-	h = bpf_map_lookup_elem(&heartbeats, &key);
-	if (h)
-		h->resets++;
-	else if (state != CB_TCP_CLOSE)
+	if (state != CB_TCP_CLOSE && !bpf_map_lookup_elem(&heartbeats, &key))
 		return 0;
-	r = rec_reserve(&events, CB_STAT_EVENTS_DROPPED);
+	r = event_reserve(sk);
 	if (!r)
 		return 0;
 	rec_fill(r, CB_REC_RESET, sk, key.cookie, clock_now());
-	r->old_state = r->new_state;
 	r->flags = rf;
-	if (h)
-		rec_counters(r, sk, &key, h);
-	else
-		tcp_counters(sk, &r->ctr); /* the map's counters are gone: zero */
-	rec_submit(&events, r, events_wake_bytes, CB_STAT_EVENTS_EMITTED);
+	tcp_counters(sk, r);
+	event_submit(r);
 	return 0;
 }
 
 /* ---- lifecycle: inet_sock_set_state and tcp_destroy_sock ---- */
+
+/* connect(): the entry is born in process context, with the owner's pid and
+ * both clocks at the open; no record (the OPEN waits for the port). */
+static __always_inline int on_syn_sent(const struct sock *sk, const struct cb_hb_key *key,
+				       __u64 now)
+{
+	struct cb_heartbeat init = { .last_data_ns = now,
+				     .last_seen_ns = now,
+				     .pid = bpf_get_current_pid_tgid() >> 32,
+				     .beat_stamp = now >> 20,
+				     .flags = CB_HBF_BEAT };
+	int err = bpf_map_update_elem(&heartbeats, key, &init, BPF_NOEXIST);
+
+	if (err && err != -EEXIST)
+		stat_inc(CB_STAT_MAP_UPDATE_FAILED);
+	return 0;
+}
+
+/* SYN_SENT or SYN_RECV -> ESTABLISHED: the OPEN, with the whole tuple. */
+static __always_inline int on_established(const struct sock *sk, const struct cb_hb_key *key,
+					  int oldstate, __u64 now)
+{
+	struct cb_heartbeat *h = bpf_map_lookup_elem(&heartbeats, key);
+	struct cb_record *r;
+	__u32 pid = 0;
+
+	if (h) {
+		pid = h->pid;
+	} else {
+		/* the passive child (or connect()'s run was missed): both
+		 * clocks start at the open; the OPEN counts as this CPU's
+		 * first BEAT */
+		struct cb_heartbeat init = { .last_data_ns = now,
+					     .last_seen_ns = now,
+					     .beat_stamp = now >> 20,
+					     .flags = CB_HBF_BEAT };
+		int err = bpf_map_update_elem(&heartbeats, key, &init, BPF_NOEXIST);
+
+		if (err && err != -EEXIST) {
+			stat_inc(CB_STAT_MAP_UPDATE_FAILED);
+			lost_inc(sock_netns(sk));
+		}
+	}
+	if (!pid && oldstate == CB_TCP_SYN_SENT)
+		pid = hb_pid_any(key);
+	r = event_reserve(sk);
+	if (!r)
+		return 0;
+	rec_fill(r, CB_REC_OPEN, sk, key->cookie, now);
+	r->old_state = oldstate;
+	r->new_state = CB_TCP_ESTABLISHED;
+	r->cgroup_id = sock_cgroup_id(sk);
+	if (pid) {
+		r->flags |= CB_RF_OWNER_PID;
+		r->pid = pid;
+	}
+	tcp_counters(sk, r);
+	event_submit(r);
+	return 0;
+}
+
+/*
+ * -> CLOSE: the final counters. A FIN_WAIT2 socket that closes before the
+ * peer's FIN and without an error (not a reset) is handed to a FIN_WAIT2
+ * timewait remnant by tcp_time_wait(): the connection lives on under the
+ * same cookie, and the CLOSE says so (the daemon keeps the session DRAINING
+ * until the remnant goes). The peer's FIN is SOCK_DONE (tcp_fin sets it):
+ * sk_shutdown cannot tell, close() sets RCV_SHUTDOWN itself. The flag is a
+ * hint: an abortive close (SO_LINGER 0) from FIN_WAIT2 also matches, and the
+ * daemon confirms every remnant with a sock_diag lookup.
+ */
+static __always_inline int on_close(const struct sock *sk, const struct cb_hb_key *key,
+				    int oldstate, __u64 now)
+{
+	struct cb_record *r;
+
+	if (oldstate == CB_TCP_SYN_SENT || oldstate == CB_TCP_SYN_RECV) {
+		/* a handshake that never completed: never a session */
+		bpf_map_delete_elem(&heartbeats, key);
+		return 0;
+	}
+	r = event_reserve(sk);
+	if (!r) {
+		/* keep the entry, flagged: tcp_destroy_sock reports the close
+		 * (and the daemon repairs this netns meanwhile) */
+		struct cb_heartbeat *h = bpf_map_lookup_elem(&heartbeats, key);
+
+		stat_inc(CB_STAT_CLOSE_LOST);
+		if (h)
+			h->flags |= CB_HBF_CLOSE_LOST;
+		return 0;
+	}
+	rec_fill(r, CB_REC_CLOSE, sk, key->cookie, now);
+	r->old_state = oldstate;
+	r->new_state = CB_TCP_CLOSE;
+	if (oldstate == CB_TCP_FIN_WAIT2 && !sock_flag_done(sk) && !sk->sk_err)
+		r->flags |= CB_RF_REMNANT;
+	tcp_counters(sk, r);
+	bpf_map_delete_elem(&heartbeats, key);
+	event_submit(r);
+	return 0;
+}
 
 static __always_inline int handle_set_state(const struct sock *sk, int oldstate, int newstate)
 {
 	struct cb_hb_key key;
 	struct cb_record *r;
 	__u64 now;
-	__u8 kind;
 
 	/* inet_sock_set_state runs before sk_state changes; it fires for any
-	 * inet protocol (MPTCP, SCTP...): TCP only. */
-	if (!is_inet_tcp(sk))
+	 * inet protocol (MPTCP, SCTP...): TCP only. Listening sockets are not
+	 * sessions (CLOSE->LISTEN, LISTEN->CLOSE), and LISTEN->SYN_RECV (the
+	 * passive child being born) is reported when it is ESTABLISHED. */
+	if (!is_inet_tcp(sk) || newstate == CB_TCP_LISTEN || oldstate == CB_TCP_LISTEN ||
+	    oldstate == newstate)
 		return 0;
-	/* Listening sockets are not sessions (CLOSE->LISTEN, LISTEN->CLOSE);
-	 * LISTEN->SYN_RECV is the passive child being born: a session. */
-	if (newstate == CB_TCP_LISTEN || oldstate == newstate ||
-	    (oldstate == CB_TCP_LISTEN && newstate == CB_TCP_CLOSE))
-		return 0;
-
 	now = clock_now();
 	key.cookie = sock_cookie(sk);
-	if (newstate == CB_TCP_SYN_SENT ||
-	    (newstate == CB_TCP_SYN_RECV && oldstate == CB_TCP_LISTEN)) {
-		/* Both clocks start at the open: a connection that never
-		 * moves data is idle since it was opened. The OPEN record
-		 * counts as this CPU's first BEAT (the daemon has the tuple
-		 * and the time from it): a short connection then costs no
-		 * BEAT on this CPU, only on others it touches. */
-		struct cb_heartbeat init = { .last_data_ns = now,
-					     .last_seen_ns = now,
-					     .beat_stamp = now >> 20,
-					     .flags = CB_HBF_BEAT };
-		int err;
-
-		kind = CB_REC_OPEN;
-		if (newstate == CB_TCP_SYN_SENT) /* connect(): process context */
-			init.pid = bpf_get_current_pid_tgid() >> 32;
-		err = bpf_map_update_elem(&heartbeats, &key, &init, BPF_NOEXIST);
-		if (err && err != -EEXIST)
-			stat_inc(CB_STAT_MAP_UPDATE_FAILED);
-	} else if (newstate == CB_TCP_CLOSE) {
-		kind = CB_REC_CLOSE;
-	} else {
-		kind = CB_REC_STATE;
-	}
-
-	r = rec_reserve(&events, CB_STAT_EVENTS_DROPPED);
-	if (r) {
-		rec_fill(r, kind, sk, key.cookie, now);
-		r->old_state = oldstate;
-		r->new_state = newstate;
-		if (kind == CB_REC_OPEN && newstate == CB_TCP_SYN_SENT)
-			rec_set_process(r);
-		else if (kind == CB_REC_CLOSE)
-			rec_counters(r, sk, &key, NULL);
-	}
-	/* Delete after summing (and whether or not the record fit). */
-	if (kind == CB_REC_CLOSE)
-		bpf_map_delete_elem(&heartbeats, &key);
-	if (r)
-		rec_submit(&events, r, events_wake_bytes, CB_STAT_EVENTS_EMITTED);
+	if (newstate == CB_TCP_SYN_SENT)
+		return on_syn_sent(sk, &key, now);
+	if (newstate == CB_TCP_CLOSE)
+		return on_close(sk, &key, oldstate, now);
+	if (oldstate == CB_TCP_SYN_SENT || oldstate == CB_TCP_SYN_RECV)
+		return newstate == CB_TCP_ESTABLISHED ? on_established(sk, &key, oldstate, now) : 0;
+	/* an open connection changes state: the first step of its close is
+	 * what the daemon needs now (it becomes DRAINING); the later ones
+	 * only while someone streams events */
+	if (oldstate != CB_TCP_ESTABLISHED && !READ_ONCE(all_states))
+		return 0;
+	r = event_reserve(sk);
+	if (!r)
+		return 0;
+	rec_fill(r, CB_REC_STATE, sk, key.cookie, now);
+	r->old_state = oldstate;
+	r->new_state = newstate;
+	tcp_counters(sk, r);
+	event_submit(r);
 	return 0;
 }
 
 /*
  * The socket is being destroyed. Normally its CLOSE already deleted the
  * entry and this is one failed lookup. If an entry is still there, the
- * CLOSE run was missed (recursion miss) or a late heartbeat re-created it:
- * delete it, and if the delete is ours (not a racing CLOSE's), report the
- * close so that the daemon never keeps a dead session.
+ * CLOSE run was missed (recursion miss), its record could not be reserved
+ * (CB_HBF_CLOSE_LOST), or a late heartbeat re-created it: delete it, and if
+ * the delete is ours (not a racing CLOSE's), report the close so that the
+ * daemon never keeps a dead session.
  */
 static __always_inline int handle_destroy(const struct sock *sk)
 {
@@ -619,13 +714,12 @@ static __always_inline int handle_destroy(const struct sock *sk)
 	key.cookie = sock_cookie(sk);
 	if (!bpf_map_lookup_elem(&heartbeats, &key))
 		return 0;
-	r = rec_reserve(&events, CB_STAT_EVENTS_DROPPED);
+	r = event_reserve(sk);
 	if (r) {
 		rec_fill(r, CB_REC_CLOSE, sk, key.cookie, clock_now());
-		r->old_state = r->new_state;
 		r->new_state = CB_TCP_CLOSE;
 		r->flags = CB_RF_FROM_DESTROY;
-		rec_counters(r, sk, &key, NULL);
+		tcp_counters(sk, r);
 	}
 	if (bpf_map_delete_elem(&heartbeats, &key)) {
 		if (r)
@@ -633,7 +727,7 @@ static __always_inline int handle_destroy(const struct sock *sk)
 		return 0;
 	}
 	if (r)
-		rec_submit(&events, r, events_wake_bytes, CB_STAT_EVENTS_EMITTED);
+		event_submit(r);
 	return 0;
 }
 
@@ -667,12 +761,6 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(cb_probe, struct sock *sk, const struct sk_buff *skb)
 {
 	return handle_probe(sk, skb);
-}
-
-SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(cb_retrans, const struct sock *sk, const struct sk_buff *skb, int err)
-{
-	return handle_retransmit(sk, err);
 }
 
 SEC("tp_btf/tcp_receive_reset")

@@ -42,7 +42,7 @@
 
 /* <>, not "": tests/layout/check_layers knows only connbeat_abi.h and
  * connbeat_proto.h as include/ headers so far; this one is the same kind. */
-#include <connbeat_owners.h>
+#include "connbeat_owners.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

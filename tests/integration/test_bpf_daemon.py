@@ -137,7 +137,7 @@ def test_bpffs_mounted_by_daemon():
         t.eq(fstype, "bpf_fs", "bpffs absent: /sys/fs/bpf is a bpffs in its namespace")
         pins = subprocess.run(["nsenter", "-t", str(d.pid), "-m", "ls", pin],
                               capture_output=True, text=True).stdout.split()
-        t.eq(sorted(pins), ["beats", "events", "heartbeats", "stats"],
+        t.eq(sorted(pins), ["beats", "events", "heartbeats", "lost", "stats"],
              "bpffs absent: the maps are pinned there")
         t.eq(d.stop(), 0, "bpffs absent: exits 0 on SIGTERM")
     finally:

@@ -201,7 +201,7 @@ def test_tiny_ring_converges():
         lst.close()
 
 
-def frame(msg_type, payload=b"", magic=0x31504243, version=1, flags=0):
+def frame(msg_type, payload=b"", magic=0x31504243, version=2, flags=0):
     return struct.pack("<IHHII", magic, version, msg_type, len(payload), flags) + payload
 
 
@@ -262,11 +262,15 @@ def test_stuck_client_does_not_stall():
         stuck = socket.socket(socket.AF_UNIX)
         stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stuck.connect(d.socket_path)
-        dump = struct.pack("<IIIIHHHBB16s", 0, 0, 0, 0, 0, 0, 0, 0, 0, b"\0" * 16) + \
-            struct.pack("<BBHIQ", 0, 0, 0, 0, 0)
+        # a DUMP_REQ of protocol 2: an empty 560-byte filter, then mode,
+        # idle basis, sort, pad, limit, idle_ns
+        dump = b"\0" * 560 + struct.pack("<BBBBIQ", 0, 0, 0, 0, 0, 0)
+        assert len(dump) == 576
         stuck.sendall(frame(1, dump))  # ... and never read the reply (but its start)
         stuck.settimeout(10)
-        t.ok(len(stuck.recv(16, socket.MSG_WAITALL)) == 16, "the stuck client's dump began")
+        hdr = stuck.recv(16, socket.MSG_WAITALL)
+        t.ok(len(hdr) == 16 and struct.unpack("<IHHII", hdr)[2] == 16,
+             "the stuck client's dump began (a ROWS frame)", hdr)
         c2, a2, l2 = t.tcp_pair(4)
         rows = wait_rows(d, lambda rs: len(rs) == 2, "--port", str(l2.getsockname()[1]),
                          timeout=10)
@@ -326,15 +330,25 @@ def test_socket_permissions():
                   prefix=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
         t.ok(p.returncode == 1 and "root" in p.stderr,
              "a non-root client is refused and told why", p.stderr)
+        # what its work in every netns needs (caps.h): setns, other users'
+        # /proc/PID/ns/net, SOCK_DESTROY; nothing else, bounding set included
+        kept = (1 << 21) | (1 << 19) | (1 << 12)  # SYS_ADMIN, SYS_PTRACE, NET_ADMIN
         caps = open("/proc/%d/status" % d.pid).read()
-        eff = re.search(r"CapEff:\s*([0-9a-f]+)", caps).group(1)
-        t.eq(int(eff, 16), 0, "after loading, the daemon holds no capabilities")
+        for k in ("CapEff", "CapPrm", "CapBnd"):
+            v = int(re.search(k + r":\s*([0-9a-f]+)", caps).group(1), 16)
+            t.eq(v, kept, "after loading, %s holds only CAP_SYS_ADMIN, CAP_SYS_PTRACE and "
+                 "CAP_NET_ADMIN" % k)
+        for k in ("CapInh", "CapAmb"):
+            t.eq(int(re.search(k + r":\s*([0-9a-f]+)", caps).group(1), 16), 0,
+                 "after loading, %s is empty" % k)
+        t.ok(re.search(r"NoNewPrivs:\s*1", caps), "no_new_privs is set")
 
 
 def test_sighup_reload():
     cfg = "/tmp/connbeatd-reload-%d.conf" % os.getpid()
+    # beats every 250 ms: an idle threshold down to 500 ms can be reloaded
     with open(cfg, "w") as f:
-        f.write("idle = 1h\n")
+        f.write("idle = 1h\nbeat-interval = 250ms\n")
     try:
         with t.Daemon("--config", cfg, *FAST, trace=False) as d:
             c, a, lst = t.tcp_pair(4)
@@ -346,8 +360,8 @@ def test_sighup_reload():
             t.ok(r.get("idle_ms", 0) >= 1500 and r.get("state") == "active",
                  "with idle = 1h a connection silent for 1.5 s is active", r)
             with open(cfg, "w") as f:
-                f.write("idle = 1s\n# a restart-only key, changed: only warned about\n"
-                        "shards = 2\n")
+                f.write("idle = 1s\nbeat-interval = 250ms\n"
+                        "# a restart-only key, changed: only warned about\nshards = 2\n")
             d.proc.send_signal(signal.SIGHUP)
             rows = wait_rows(d, lambda rs: by_id(rs).get(cid, {}).get("state") == "stale",
                              "--port", port, timeout=10)
@@ -357,9 +371,15 @@ def test_sighup_reload():
                  "a changed restart-only key is reported as needing a restart",
                  d.stderr_text()[-1500:])
             with open(cfg, "w") as f:
+                f.write("idle = 400ms\nbeat-interval = 250ms\n")
+            d.proc.send_signal(signal.SIGHUP)
+            t.ok(d.wait_stderr("shorter than twice --beat-interval"),
+                 "an idle threshold under two beat intervals is refused on SIGHUP",
+                 d.stderr_text()[-1500:])
+            with open(cfg, "w") as f:
                 f.write("idle = soon\n")
             d.proc.send_signal(signal.SIGHUP)
-            t.ok(d.wait_stderr("keeping the current settings"), "a bad config on SIGHUP says so",
+            t.ok(d.wait_stderr("idle 'soon': not a duration"), "a bad config on SIGHUP says so",
                  d.stderr_text()[-1500:])
             t.ok(d.proc.poll() is None and d.cli("stats").returncode == 0,
                  "and keeps the daemon running on its settings")

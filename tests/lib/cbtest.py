@@ -168,7 +168,7 @@ def skip_all_if_no_bpf():
 # ------------------------------------------------------- trace lines ----
 
 _LINE = re.compile(r"^(\d+)\.(\d{9}) (\w+) cookie=(\d+) (\S+) > (\S+) (\S+)>(\S+)(.*)$")
-_INT_FIELDS = ("netns", "tx", "rx", "segs_in", "segs_out", "retrans", "resets", "pid")
+_INT_FIELDS = ("netns", "tx", "rx", "segs_in", "segs_out", "retrans", "rtt_us", "cgroup", "pid")
 
 
 def split_addrport(s):
@@ -180,8 +180,8 @@ def split_addrport(s):
 def parse_trace_line(line):
     """One --trace line -> dict, or None if it is not one. Keys: ts_ns,
     kind, cookie, family, src, sport, dst, dport, old, new, netns, and
-    when present tx rx segs_in segs_out retrans resets pid comm, flags (a
-    set, possibly empty)."""
+    when present tx rx segs_in segs_out retrans rtt_us cgroup pid comm, flags
+    (a set, possibly empty)."""
     m = _LINE.match(line.rstrip("\n"))
     if not m:
         return None
@@ -699,8 +699,8 @@ def map_show(path):
 
 def heartbeats(pin_dir):
     """{cookie: merged value} from the pinned heartbeats map, merged across
-    CPUs the way the daemon does (newest times, summed counters, first
-    non-zero pid, OR of flags). Also keeps the per-CPU values under
+    CPUs the way the daemon does (newest times, first non-zero pid, OR of
+    flags; the counters live in the kernel's tcp_sock, not here). Also keeps the per-CPU values under
     'percpu'. Needs BTF: it reads bpftool's "formatted" view."""
     out = {}
     for e in map_dump(pin_dir + "/heartbeats"):
@@ -709,8 +709,6 @@ def heartbeats(pin_dir):
         m = {"percpu": vals}
         for k in ("last_data_ns", "last_seen_ns"):
             m[k] = max(v[k] for v in vals)
-        for k in ("tx_bytes", "rx_bytes", "retrans", "resets"):
-            m[k] = sum(v[k] for v in vals)
         m["pid"] = next((v["pid"] for v in vals if v["pid"]), 0)
         m["flags"] = 0
         for v in vals:

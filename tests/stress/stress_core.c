@@ -129,7 +129,8 @@ static void *ingest(void *arg)
 				r->flags = op < 60 ? CB_RF_DATA : 0;
 				if (!(r->flags & CB_RF_DATA))
 					r->ctr.last_data_ns = 0;
-				r->ctr.tx_bytes = op;
+				r->flags |= CB_RF_COUNTERS;
+				r->ctr.bytes_acked = op;
 			}
 		}
 		/* in batches, as the daemon applies them (prefetching peeks at

@@ -7,11 +7,13 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "connbeat_abi.h"
 #include "core/filter.h"
+#include "core/session_map.h"
 #include "cli/filter_flags.h"
 #include "common/proto.h"
 #include "common/names.h"
@@ -130,6 +132,27 @@ static void mk_session(struct cb_session *s)
 	atomic_store(&s->state, CB_ST_ACTIVE);
 }
 
+static struct cb_map *map;
+
+static struct cb_map *the_map(void)
+{
+	struct cb_map_config c = { .max_sessions = 1024, .shards = 1, .tick_ns = 100000000ull,
+				   .idle_ns = 60000000000ull, .linger_ns = 1000000000ull };
+
+	if (!map)
+		map = cb_map_new(&c, 0);
+	assert_non_null(map);
+	return map;
+}
+
+static bool match_f(const struct cb_filter *f, const struct cb_session *s)
+{
+	struct cb_match mt;
+
+	cb_match_init(&mt, f, the_map(), NULL);
+	return cb_filter_match(&mt, s);
+}
+
 /* Does a filter built from flag/value pairs match the session? */
 static bool matches(const struct cb_session *s, const char *const *kv)
 {
@@ -139,7 +162,7 @@ static bool matches(const struct cb_session *s, const char *const *kv)
 	for (; kv[0]; kv += 2)
 		assert_int_equal(cb_filter_set(&f, kv[0], kv[1], err, sizeof(err)), 0);
 	assert_int_equal(cb_filter_check(&f), 0);
-	return cb_filter_match(&f, s);
+	return match_f(&f, s);
 }
 
 #define M(...) matches(&s, (const char *const[]){ __VA_ARGS__, NULL })
@@ -150,7 +173,7 @@ static void test_filter_match(void **state)
 	struct cb_filter f = { 0 };
 
 	mk_session(&s);
-	assert_true(cb_filter_match(&f, &s)); /* empty filter matches all */
+	assert_true(match_f(&f, &s)); /* empty filter matches all */
 	assert_true(M("port", "8080"));
 	assert_true(M("port", "51000"));
 	assert_false(M("port", "80"));
@@ -182,9 +205,65 @@ static void test_filter_match(void **state)
 
 	/* operator-drained only */
 	f = (struct cb_filter){ .fields = CB_FLT_OPERATOR_DRAINED };
-	assert_false(cb_filter_match(&f, &s));
+	assert_false(match_f(&f, &s));
 	s.flags |= CB_SF_OPERATOR_DRAIN;
-	assert_true(cb_filter_match(&f, &s));
+	assert_true(match_f(&f, &s));
+}
+
+/* The later steps of a close are not reported: a session recorded in
+ * FIN_WAIT1 may be in FIN_WAIT2 by now (scan), the row says exactly. */
+static void test_tcp_state_widened(void **state)
+{
+	struct cb_session s;
+	struct cb_row r = { .family = 4, .state = CB_ST_DRAINING, .tcp_state = CB_TCP_FIN_WAIT2 };
+
+	mk_session(&s);
+	s.tcp_state = CB_TCP_FIN_WAIT1;
+	assert_true(M("tcp-state", "fin-wait2"));
+	assert_true(M("tcp-state", "closing"));
+	assert_false(M("tcp-state", "close-wait"));
+	s.tcp_state = CB_TCP_CLOSE_WAIT;
+	assert_true(M("tcp-state", "last-ack"));
+	assert_false(M("tcp-state", "fin-wait2"));
+	/* the exact check on a row read from the kernel */
+	assert_true(cb_filter_match_row(&(struct cb_filter){ .fields = CB_FLT_TCP_STATE,
+							     .tcp_state_mask = 1u << CB_TCP_FIN_WAIT2 },
+					&r));
+	assert_false(cb_filter_match_row(&(struct cb_filter){ .fields = CB_FLT_TCP_STATE,
+							      .tcp_state_mask = 1u << CB_TCP_FIN_WAIT1 },
+					 &r));
+}
+
+/* --netns is an inode on the wire, the map's interned id in the scan;
+ * --cgroup a bitmap over interned cgroup ids. */
+static void test_netns_cgroup(void **state)
+{
+	struct cb_map *m = the_map();
+	uint64_t bits[CB_CGROUP_BITMAP_WORDS] = { 0 };
+	struct cb_filter f = { .fields = CB_FLT_NETNS, .netns = 4026532001u };
+	struct cb_row r = { .family = 4, .netns = 4026532001u };
+	struct cb_match mt;
+	struct cb_session s;
+
+	mk_session(&s);
+	assert_false(match_f(&f, &s)); /* no session has that netns: nothing matches */
+	s.netns_id = cb_intern_get(cb_map_netns(m), 4026532001u);
+	assert_true(match_f(&f, &s));
+	f.netns = 4026532002u;
+	assert_false(match_f(&f, &s));
+	assert_false(cb_filter_match_row(&f, &r));
+	f.netns = 4026532001u;
+	assert_true(cb_filter_match_row(&f, &r));
+
+	f = (struct cb_filter){ .fields = CB_FLT_CGROUP };
+	snprintf(f.cgroup, sizeof(f.cgroup), "/system.slice");
+	s.cgroup_id = cb_intern_get(cb_map_cgroups(m), 77);
+	cb_match_init(&mt, &f, m, bits);
+	assert_false(cb_filter_match(&mt, &s));
+	bits[s.cgroup_id / 64] |= 1ull << (s.cgroup_id % 64);
+	assert_true(cb_filter_match(&mt, &s));
+	s.cgroup_id = 0; /* unknown cgroup: never under a path */
+	assert_false(cb_filter_match(&mt, &s));
 }
 
 static void test_filter_errors(void **state)
@@ -212,6 +291,20 @@ static void test_filter_errors(void **state)
 	assert_int_equal(cb_filter_check(&f), -EINVAL);
 	f = (struct cb_filter){ .fields = CB_FLT_ADDR, .addr_family = 5 };
 	assert_int_equal(cb_filter_check(&f), -EINVAL);
+	f = (struct cb_filter){ .fields = CB_FLT_NETNS }; /* inode 0 */
+	assert_int_equal(cb_filter_check(&f), -EINVAL);
+	f = (struct cb_filter){ .fields = CB_FLT_CGROUP };
+	snprintf(f.cgroup, sizeof(f.cgroup), "relative/path");
+	assert_int_equal(cb_filter_check(&f), -EINVAL);
+	f.cgroup[0] = '/';
+	assert_int_equal(cb_filter_check(&f), 0);
+	memset(f.cgroup, 'x', sizeof(f.cgroup)); /* not terminated */
+	f.cgroup[0] = '/';
+	assert_int_equal(cb_filter_check(&f), -EINVAL);
+	f = (struct cb_filter){ .fields = CB_FLT_CGROUP };
+	snprintf(f.cgroup, sizeof(f.cgroup), "/a");
+	f.cgroup[10] = 'z'; /* bytes after the terminator must be zero */
+	assert_int_equal(cb_filter_check(&f), -EINVAL);
 }
 
 int main(void)
@@ -219,8 +312,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tcp_state_names), cmocka_unit_test(test_drain_state_names),
 		cmocka_unit_test(test_addr),            cmocka_unit_test(test_filter_match),
-		cmocka_unit_test(test_filter_errors),
+		cmocka_unit_test(test_filter_errors),   cmocka_unit_test(test_tcp_state_widened),
+		cmocka_unit_test(test_netns_cgroup),
 	};
+	int rc = cmocka_run_group_tests_name("filter", tests, NULL, NULL);
 
-	return cmocka_run_group_tests_name("filter", tests, NULL, NULL);
+	cb_map_free(map);
+	return rc;
 }

@@ -43,7 +43,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include <connbeat_owners.h> /* <>: see user/kernel/owners.c */
+#include "connbeat_owners.h" /* <>: see user/kernel/owners.c */
 #include "connbeat_abi.h"
 #include "owners.skel.h"
 #include "common/log.h"

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "common/proto.h"
+#include "connbeat_abi.h"
 
 static int sp[2];
 
@@ -80,6 +81,80 @@ static void test_requests(void **state)
 	assert_int_equal(cb_proto_decode_drain_req(&r, sizeof(r) + 1, &r2, &why), -EINVAL);
 }
 
+/* The requests of drain --wait, kill, summary and events. */
+static void test_new_requests(void **state)
+{
+	struct cb_kill_req k = { .filter = { .fields = CB_FLT_TCP_STATE,
+					     .tcp_state_mask = 1u << 8 },
+				 .flags = CB_KILL_DRY_RUN },
+			   k2;
+	struct cb_summary_req sm = { .by = CB_BY_PORT }, sm2;
+	struct cb_events_req ev = { .filter = { .fields = CB_FLT_NETNS, .netns = 4026531840u } },
+			     ev2;
+	struct cb_drain_status_req ds = { .rows = 1 }, ds2;
+	const char *why;
+
+	assert_int_equal(cb_proto_decode_kill_req(&k, sizeof(k), &k2, &why), 0);
+	k2 = k;
+	k2.flags = 0x80;
+	assert_int_equal(cb_proto_decode_kill_req(&k2, sizeof(k2), &k, &why), -EINVAL);
+	k2.flags = 0;
+	k2.__pad0[3] = 1;
+	assert_int_equal(cb_proto_decode_kill_req(&k2, sizeof(k2), &k, &why), -EINVAL);
+	assert_int_equal(cb_proto_decode_summary_req(&sm, sizeof(sm), &sm2, &why), 0);
+	sm.by = CB_BY_COUNT;
+	assert_int_equal(cb_proto_decode_summary_req(&sm, sizeof(sm), &sm2, &why), -EINVAL);
+	sm.by = 0;
+	assert_int_equal(cb_proto_decode_summary_req(&sm, sizeof(sm), &sm2, &why), -EINVAL);
+	assert_int_equal(cb_proto_decode_events_req(&ev, sizeof(ev), &ev2, &why), 0);
+	assert_int_equal(ev2.filter.netns, 4026531840u);
+	ev.filter.netns = 0; /* NETNS without an inode */
+	assert_int_equal(cb_proto_decode_events_req(&ev, sizeof(ev), &ev2, &why), -EINVAL);
+	assert_int_equal(cb_proto_decode_drain_status_req(&ds, sizeof(ds), &ds2, &why), 0);
+	ds.rows = 2;
+	assert_int_equal(cb_proto_decode_drain_status_req(&ds, sizeof(ds), &ds2, &why), -EINVAL);
+}
+
+/* Summary groups and event frames: counted arrays with sane fields. */
+static void test_groups_events(void **state)
+{
+	static struct {
+		struct cb_groups_hdr h;
+		struct cb_group g[2];
+	} gr = { .h.count = 2 };
+	static struct {
+		struct cb_events_hdr h;
+		struct cb_event e[1];
+	} ev = { .h = { .count = 1, .missed = 5 } };
+	const struct cb_group *g;
+	const struct cb_event *e;
+	uint64_t missed;
+	uint32_t n;
+	const char *why;
+
+	gr.g[0].sessions = 3;
+	strcpy(gr.g[1].comm, "nginx");
+	assert_int_equal(cb_proto_decode_groups(&gr, sizeof(gr), &g, &n, &why), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(g[1].comm, "nginx");
+	gr.g[1].family = 9;
+	assert_int_equal(cb_proto_decode_groups(&gr, sizeof(gr), &g, &n, &why), -EINVAL);
+
+	ev.e[0].kind = CB_EV_CLOSE;
+	ev.e[0].end = CB_END_RST_SENT;
+	ev.e[0].row.family = 4;
+	ev.e[0].new_state = CB_TCP_CLOSE;
+	assert_int_equal(cb_proto_decode_events(&ev, sizeof(ev), &e, &n, &missed, &why), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(missed, 5);
+	assert_int_equal(e[0].end, CB_END_RST_SENT);
+	ev.e[0].kind = 9;
+	assert_int_equal(cb_proto_decode_events(&ev, sizeof(ev), &e, &n, &missed, &why), -EINVAL);
+	ev.e[0].kind = CB_EV_OPEN;
+	assert_int_equal(cb_proto_decode_events(&ev, sizeof(ev) - 1, &e, &n, &missed, &why),
+			 -EINVAL);
+}
+
 static void test_replies(void **state)
 {
 	static struct {
@@ -93,7 +168,7 @@ static void test_replies(void **state)
 		struct cb_stat_entry e[2];
 	} st = { .h.count = 2 };
 	struct cb_end end = { .rows = 3, .matched = 5 }, end2;
-	struct cb_drained dr = { .count = 7 }, dr2;
+	struct cb_drained dr = { .count = 7, .matched = 9 }, dr2;
 	struct cb_error er;
 	uint32_t n;
 	const char *why;
@@ -141,6 +216,8 @@ static void test_replies(void **state)
 	roundtrip(CB_MSG_DRAINED, &dr, sizeof(dr));
 	assert_int_equal(cb_proto_decode_drained(buf, sizeof(dr), &dr2, &why), 0);
 	assert_int_equal(dr2.count, 7);
+	dr.matched = 6; /* more marked than matched */
+	assert_int_equal(cb_proto_decode_drained(&dr, sizeof(dr), &dr2, &why), -EINVAL);
 
 	assert_int_equal(cb_proto_write_error(sp[0], EINVAL, "bad %s", "request"), 0);
 	{
@@ -174,7 +251,7 @@ static void test_bad_frames(void **state)
 	assert_non_null(strstr(why, "magic"));
 
 	cb_proto_hdr(&h, CB_MSG_STATS_REQ, 0);
-	h.version = 2;
+	h.version = CB_PROTO_VERSION - 1; /* a connbeat of another release */
 	assert_int_equal(read_raw(&h, sizeof(h), sizeof(buf), &why), -EPROTONOSUPPORT);
 
 	cb_proto_hdr(&h, 99, 0);
@@ -225,6 +302,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replies, setup, teardown),
+		cmocka_unit_test(test_new_requests),
+		cmocka_unit_test(test_groups_events),
 		cmocka_unit_test_setup_teardown(test_bad_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_payload_truncated, setup, teardown),
 	};

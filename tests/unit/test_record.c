@@ -30,12 +30,13 @@ static struct cb_record sample(void)
 	r.tuple.sport = 43210;
 	r.tuple.dport = 80;
 	r.tuple.netns = 4026531840u;
-	r.ctr.tx_bytes = 1000003;
-	r.ctr.rx_bytes = 12;
+	r.flags = CB_RF_COUNTERS;
+	r.ctr.bytes_acked = 1000003;
+	r.ctr.bytes_received = 12;
 	r.ctr.segs_in = 5;
 	r.ctr.segs_out = 7;
-	r.ctr.retrans = 1;
-	r.ctr.resets = 0;
+	r.ctr.total_retrans = 1;
+	r.ctr.srtt_us = 31;
 	return r;
 }
 
@@ -112,7 +113,7 @@ static void test_fields(void **state)
 	r.old_state = 200;
 	assert_string_equal(check(&r, sizeof(r)), "bad TCP state");
 	r = sample();
-	r.flags = 0x80;
+	r.flags = 0x8000;
 	assert_string_equal(check(&r, sizeof(r)), "unknown flags");
 	r = sample();
 	r.cookie = 0;
@@ -123,7 +124,7 @@ static void test_names(void **state)
 {
 	(void)state;
 	assert_string_equal(cb_record_kind_name(CB_REC_OPEN), "OPEN");
-	assert_string_equal(cb_record_kind_name(CB_REC_RETRANS), "RETRANS");
+	assert_string_equal(cb_record_kind_name(CB_REC_BEAT), "BEAT");
 	assert_null(cb_record_kind_name(0));
 	assert_null(cb_record_kind_name(99));
 	assert_string_equal(cb_tcp_state_name(CB_TCP_CLOSE_WAIT), "CLOSE_WAIT");
@@ -142,7 +143,7 @@ static void test_format_v4(void **state)
 	n = cb_record_format(&r, buf, sizeof(buf));
 	assert_string_equal(buf, "12.000000345 CLOSE cookie=4097 127.0.0.1:43210 > 10.1.2.3:80 "
 				 "FIN_WAIT2>CLOSE netns=4026531840 tx=1000003 rx=12 segs_in=5 "
-				 "segs_out=7 retrans=1 resets=0");
+				 "segs_out=7 retrans=1 rtt_us=31 flags=counters");
 	assert_int_equal(n, (int)strlen(buf));
 }
 
@@ -155,6 +156,7 @@ static void test_format_v6_process(void **state)
 	r.kind = CB_REC_OPEN;
 	r.old_state = CB_TCP_CLOSE;
 	r.new_state = CB_TCP_SYN_SENT;
+	r.cgroup_id = 77;
 	r.tuple.family = 6;
 	memset(r.tuple.saddr, 0, 16);
 	r.tuple.saddr[15] = 1; /* ::1 */
@@ -165,7 +167,7 @@ static void test_format_v6_process(void **state)
 	memcpy(r.comm, "my worker\x01=x\0junk", 16);
 	cb_record_format(&r, buf, sizeof(buf));
 	assert_string_equal(buf, "12.000000345 OPEN cookie=4097 [::1]:0 > [::ffff:127.0.0.1]:80 "
-				 "CLOSE>SYN_SENT netns=4026531840 pid=42 comm=my?worker??x "
+				 "CLOSE>SYN_SENT netns=4026531840 cgroup=77 pid=42 comm=my?worker??x "
 				 "flags=proc");
 }
 
@@ -180,6 +182,13 @@ static void test_format_flags_and_truncation(void **state)
 	r.flags = CB_RF_RST_SENT | CB_RF_FROM_DESTROY;
 	n = cb_record_format(&r, full, sizeof(full));
 	assert_non_null(strstr(full, " flags=destroy,rst_sent"));
+	assert_null(strstr(full, " tx=")); /* no counters without CB_RF_COUNTERS */
+	r.flags = CB_RF_OWNER_PID | CB_RF_REMNANT;
+	r.pid = 7;
+	cb_record_format(&r, full, sizeof(full));
+	assert_non_null(strstr(full, " pid=7 flags=remnant,owner"));
+	r.flags = CB_RF_RST_SENT | CB_RF_FROM_DESTROY;
+	n = cb_record_format(&r, full, sizeof(full));
 	/* Truncated like snprintf: terminated, returns the wanted length. */
 	assert_int_equal(cb_record_format(&r, small, sizeof(small)), n);
 	assert_int_equal(strlen(small), sizeof(small) - 1);

@@ -78,9 +78,9 @@ static void data_beat(struct cb_map *m, uint64_t cookie, uint64_t ts, uint64_t t
 {
 	struct cb_record r = rec(CB_REC_BEAT, cookie, ts, CB_TCP_ESTABLISHED, CB_TCP_ESTABLISHED);
 
-	r.flags = CB_RF_DATA;
+	r.flags = CB_RF_DATA | CB_RF_COUNTERS;
 	r.ctr.last_data_ns = r.ctr.last_seen_ns = ts;
-	r.ctr.tx_bytes = tx;
+	r.ctr.bytes_acked = tx;
 	cb_apply_record(m, &r, ts);
 }
 
@@ -230,7 +230,8 @@ static void test_close_linger_evict(void **state)
 	cb_apply_record(m, &r, T0 + S);
 	assert_int_equal(state_of(m, 5), CB_ST_DRAINING);
 	r = rec(CB_REC_CLOSE, 5, T0 + 2 * S, CB_TCP_FIN_WAIT2, CB_TCP_CLOSE);
-	r.ctr.tx_bytes = 4242;
+	r.flags = CB_RF_COUNTERS;
+	r.ctr.bytes_acked = 4242;
 	assert_int_equal(cb_apply_record(m, &r, T0 + 2 * S), CB_APPLY_UPDATED);
 	assert_int_equal(state_of(m, 5), CB_ST_CLOSED);
 	assert_int_equal(get(m, 5).tx_bytes, 4242);
@@ -285,10 +286,11 @@ static void test_apply_kinds(void **state)
 
 	/* counters: totals keep the maximum; u32 counters survive a wrap */
 	r = rec(CB_REC_BEAT, 21, T0 + 3 * MS, 1, 1);
-	r.ctr.tx_bytes = 500;
+	r.flags = CB_RF_COUNTERS;
+	r.ctr.bytes_acked = 500;
 	r.ctr.segs_in = 0xfffffff0u;
 	cb_apply_record(m, &r, T0 + 3 * MS);
-	r.ctr.tx_bytes = 400; /* an older beat, consumed late */
+	r.ctr.bytes_acked = 400; /* an older beat, consumed late */
 	r.ctr.segs_in = 0x10; /* wrapped: newer */
 	cb_apply_record(m, &r, T0 + 4 * MS);
 	s = get(m, 21);
@@ -299,7 +301,8 @@ static void test_apply_kinds(void **state)
 	r = rec(CB_REC_RESET, 21, T0 + 5 * MS, 1, 1);
 	r.flags = CB_RF_RST_RECEIVED;
 	cb_apply_record(m, &r, T0 + 5 * MS);
-	assert_int_equal(get(m, 21).resets, 1);
+	assert_int_equal(get(m, 21).resets & CB_RESETS_COUNT_MAX, 1);
+	assert_true(get(m, 21).resets & CB_RESETS_RECEIVED);
 	r = rec(CB_REC_CLOSE, 21, T0 + 6 * MS, 1, CB_TCP_CLOSE);
 	cb_apply_record(m, &r, T0 + 6 * MS);
 	assert_int_equal(state_of(m, 21), CB_ST_CLOSED);
@@ -347,6 +350,146 @@ static void test_apply_kinds(void **state)
 	s = get(m, 97);
 	assert_int_equal(s.tcp_state, CB_TCP_CLOSE_WAIT);
 	assert_int_equal(s.last_seen_ns, T0 + 1 * S);
+	cb_map_free(m);
+}
+
+/* A connection we closed before the peer did lives on as a FIN_WAIT2
+ * remnant: one session, DRAINING in FIN_WAIT2, until a CLOSE without the
+ * remnant flag (the reconciler's, when the kernel drops it). */
+static void test_remnant(void **state)
+{
+	struct cb_map *m = mk_map(1000, 60 * S, 10 * S, 512);
+	struct cb_map_stats st;
+	struct cb_record r;
+	struct cb_session s;
+
+	open_at(m, 31, T0);
+	r = rec(CB_REC_STATE, 31, T0 + S, CB_TCP_ESTABLISHED, CB_TCP_FIN_WAIT1);
+	cb_apply_record(m, &r, T0 + S);
+	r = rec(CB_REC_CLOSE, 31, T0 + 2 * S, CB_TCP_FIN_WAIT2, CB_TCP_CLOSE);
+	r.flags = CB_RF_REMNANT;
+	cb_apply_record(m, &r, T0 + 2 * S);
+	s = get(m, 31);
+	assert_int_equal(cb_session_state(&s), CB_ST_DRAINING);
+	assert_int_equal(s.tcp_state, CB_TCP_FIN_WAIT2);
+	assert_true(s.flags & CB_SF_REMNANT);
+	/* a sock_diag sighting of the remnant changes nothing, creates nothing */
+	r = rec(CB_REC_STATE, 31, T0 + 3 * S, CB_TCP_FIN_WAIT2, CB_TCP_FIN_WAIT2);
+	r.flags = CB_RF_SYNTH | CB_RF_REMNANT;
+	cb_apply_record(m, &r, T0 + 3 * S);
+	assert_int_equal(state_of(m, 31), CB_ST_DRAINING);
+	/* the remnant goes: closed once */
+	r = rec(CB_REC_CLOSE, 31, T0 + 60 * S, CB_TCP_CLOSE, CB_TCP_CLOSE);
+	r.flags = CB_RF_SYNTH;
+	cb_apply_record(m, &r, T0 + 60 * S);
+	s = get(m, 31);
+	assert_int_equal(cb_session_state(&s), CB_ST_CLOSED);
+	assert_false(s.flags & CB_SF_REMNANT);
+	cb_map_stats(m, &st);
+	assert_int_equal(st.transitions[CB_ST_DRAINING][CB_ST_CLOSED], 1);
+	assert_int_equal(st.opened, 1);
+	assert_int_equal(st.reopened, 0);
+	/* it lingers from that close, not from its last sign of life */
+	tick_all(m, T0 + 69 * S);
+	assert_int_equal(state_of(m, 31), CB_ST_CLOSED);
+	tick_all(m, T0 + 71 * S);
+	assert_int_equal(state_of(m, 31), CB_ST_COUNT);
+	cb_map_free(m);
+}
+
+/* Counters change only with records that carry them; the u32 ones keep
+ * the newer of two readings, and a first reading is always taken. */
+static void test_counters(void **state)
+{
+	struct cb_map *m = mk_map(1000, 60 * S, 10 * S, 512);
+	struct cb_record r;
+	struct cb_session s;
+
+	open_at(m, 41, T0);
+	r = rec(CB_REC_BEAT, 41, T0 + S, 1, 1);
+	r.flags = CB_RF_COUNTERS;
+	r.ctr.segs_in = 0x90000000u; /* above 2^31: a first reading */
+	r.ctr.segs_out = 0x90000001u;
+	r.ctr.total_retrans = 0x90000002u;
+	r.ctr.srtt_us = 123456;
+	cb_apply_record(m, &r, T0 + S);
+	s = get(m, 41);
+	assert_int_equal(s.segs_in, 0x90000000u);
+	assert_int_equal(s.segs_out, 0x90000001u);
+	assert_int_equal(s.retrans, 0x90000002u);
+	assert_true(cb_rtt_decode(s.rtt) <= 123456 && cb_rtt_decode(s.rtt) > 123456 - 64);
+	/* a record without counters keeps them */
+	r = rec(CB_REC_STATE, 41, T0 + 2 * S, CB_TCP_ESTABLISHED, CB_TCP_CLOSE_WAIT);
+	cb_apply_record(m, &r, T0 + 2 * S);
+	s = get(m, 41);
+	assert_int_equal(s.segs_in, 0x90000000u);
+	assert_int_equal(s.retrans, 0x90000002u);
+	cb_map_free(m);
+}
+
+/* Our own RST is no sign of the peer's life: a blackholed peer must go
+ * STALE on the `any` basis too. */
+static void test_reset_is_not_life(void **state)
+{
+	struct cb_map *m = mk_map(1000, 60 * S, 10 * S, 512);
+	struct cb_record r;
+
+	open_at(m, 51, T0);
+	r = rec(CB_REC_RESET, 51, T0 + 30 * S, 1, 1);
+	r.flags = CB_RF_RST_SENT;
+	cb_apply_record(m, &r, T0 + 30 * S);
+	assert_int_equal(get(m, 51).last_seen_ns, T0);
+	assert_true(get(m, 51).resets & CB_RESETS_SENT);
+	cb_map_free(m);
+}
+
+/* A refused connection is counted once, however many records it sends. */
+static void test_refused_once(void **state)
+{
+	struct cb_map *m = mk_map(1024, 60 * S, 10 * S, 512);
+	struct cb_map_stats st;
+
+	for (uint64_t c = 1; c <= 1024; c++)
+		open_at(m, c, T0);
+	for (int i = 0; i < 5; i++) {
+		struct cb_record r = rec(CB_REC_BEAT, 5000, T0 + i * S, 1, 1);
+
+		assert_int_equal(cb_apply_record(m, &r, T0 + i * S), CB_APPLY_REFUSED);
+	}
+	cb_map_stats(m, &st);
+	assert_int_equal(st.refused, 1);
+	cb_map_free(m);
+}
+
+/* The owner: unknown until a record or an owners pass names it; the gauge
+ * of unowned sessions follows. An accepted connection is marked. */
+static void test_owner_and_passive(void **state)
+{
+	struct cb_map *m = mk_map(1000, 60 * S, 10 * S, 512);
+	struct cb_map_stats st;
+	struct cb_record r;
+
+	r = rec(CB_REC_OPEN, 61, T0, CB_TCP_SYN_RECV, CB_TCP_ESTABLISHED);
+	cb_apply_record(m, &r, T0);
+	assert_int_equal(cb_map_unowned(m), 1);
+	assert_true(get(m, 61).resets & CB_RESETS_PASSIVE);
+	r = rec(CB_REC_OPEN, 62, T0, CB_TCP_SYN_SENT, CB_TCP_ESTABLISHED);
+	r.flags = CB_RF_OWNER_PID;
+	r.pid = 77;
+	memcpy(r.comm, "client", 7);
+	cb_apply_record(m, &r, T0);
+	assert_int_equal(get(m, 62).pid, 77);
+	assert_false(get(m, 62).resets & CB_RESETS_PASSIVE);
+	assert_int_equal(cb_map_unowned(m), 1);
+	r = rec(CB_REC_BEAT, 61, T0 + S, 1, 1);
+	r.flags = CB_RF_PROCESS_CTX;
+	r.pid = 88;
+	memcpy(r.comm, "server", 7);
+	cb_apply_record(m, &r, T0 + S);
+	assert_int_equal(get(m, 61).pid, 88);
+	assert_string_equal(cb_comm_name(cb_map_comms(m), get(m, 61).comm_id), "server");
+	cb_map_stats(m, &st);
+	assert_int_equal(st.unowned, 0);
 	cb_map_free(m);
 }
 
@@ -585,6 +728,11 @@ int main(void)
 		cmocka_unit_test(test_budget_carry_over),
 		cmocka_unit_test(test_close_linger_evict),
 		cmocka_unit_test(test_apply_kinds),
+		cmocka_unit_test(test_remnant),
+		cmocka_unit_test(test_counters),
+		cmocka_unit_test(test_reset_is_not_life),
+		cmocka_unit_test(test_refused_once),
+		cmocka_unit_test(test_owner_and_passive),
 		cmocka_unit_test(test_cap),
 		cmocka_unit_test(test_cap_evicts_closed),
 		cmocka_unit_test(test_zero_cookie),

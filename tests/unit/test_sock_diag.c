@@ -183,11 +183,12 @@ static void test_live(void **state)
 		assert_int_equal(cb_sock_diag_netns(&ns), 0);
 		cb_sock_diag_to_record(&ws.w[4].got, 10000000000ULL, ns, &r);
 		assert_int_equal(r.kind, CB_REC_STATE);
-		assert_int_equal(r.flags, CB_RF_SYNTH);
+		assert_int_equal(r.flags, CB_RF_SYNTH | CB_RF_COUNTERS);
 		assert_int_equal(r.new_state, CB_TCP_CLOSE_WAIT);
 		assert_int_equal(r.cookie, ws.w[4].cookie);
 		assert_int_equal(r.tuple.netns, ns);
-		assert_int_equal(r.ctr.rx_bytes, 0); /* the FIN is not payload */
+		/* the kernel's own value, as ss prints it: the peer's FIN counts */
+		assert_int_equal(r.ctr.bytes_received, ws.w[4].got.bytes_received);
 		assert_true(r.ctr.last_seen_ns <= 10000000000ULL);
 	}
 
@@ -210,6 +211,105 @@ static void test_live(void **state)
 		close(v4[i]);
 		close(v6[i]);
 		close(half[i]);
+	}
+}
+
+/* Exact lookups by cookie and tuple; a budget at a time; destroy. */
+struct found {
+	uint64_t cookie[8];
+	uint8_t state[8];
+	int n;
+};
+
+static int on_found(const struct cb_diag_sock *s, void *ctx)
+{
+	struct found *f = ctx;
+
+	if (f->n < 8) {
+		f->cookie[f->n] = s->cookie;
+		f->state[f->n++] = s->state;
+	}
+	return 0;
+}
+
+static void key_of(int fd, int family, struct cb_diag_key *k)
+{
+	struct sockaddr_storage a, b;
+	socklen_t la = sizeof(a), lb = sizeof(b);
+
+	memset(k, 0, sizeof(*k));
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &la), 0);
+	assert_int_equal(getpeername(fd, (struct sockaddr *)&b, &lb), 0);
+	k->cookie = cookie_of(fd);
+	k->family = family == AF_INET ? 4 : 6;
+	if (family == AF_INET) {
+		memcpy(k->saddr, &((struct sockaddr_in *)&a)->sin_addr, 4);
+		memcpy(k->daddr, &((struct sockaddr_in *)&b)->sin_addr, 4);
+		k->sport = ntohs(((struct sockaddr_in *)&a)->sin_port);
+		k->dport = ntohs(((struct sockaddr_in *)&b)->sin_port);
+	} else {
+		memcpy(k->saddr, &((struct sockaddr_in6 *)&a)->sin6_addr, 16);
+		memcpy(k->daddr, &((struct sockaddr_in6 *)&b)->sin6_addr, 16);
+		k->sport = ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+		k->dport = ntohs(((struct sockaddr_in6 *)&b)->sin6_port);
+	}
+}
+
+static int count_all(const struct cb_diag_sock *s, void *ctx)
+{
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void test_lookup_and_destroy(void **state)
+{
+	int v4[3], v6[3], seen = 0, whole = 0, res[2], ret;
+	struct cb_diag_key keys[3];
+	struct found f = { 0 };
+	struct cb_diag *d;
+	char c;
+
+	pair(AF_INET, v4);
+	pair(AF_INET6, v6);
+	assert_int_equal(cb_diag_open(&d), 0);
+	key_of(v4[0], AF_INET, &keys[0]);
+	key_of(v6[1], AF_INET6, &keys[1]);
+	key_of(v4[1], AF_INET, &keys[2]);
+	keys[2].cookie ^= 1; /* another socket's cookie on this tuple: not found */
+	assert_int_equal(cb_diag_lookup(d, keys, 3, on_found, &f), 2);
+	assert_int_equal(f.cookie[0] == keys[0].cookie || f.cookie[1] == keys[0].cookie, 1);
+	assert_int_equal(f.cookie[0] == keys[1].cookie || f.cookie[1] == keys[1].cookie, 1);
+	assert_int_equal(f.state[0], CB_TCP_ESTABLISHED);
+
+	/* a dump a budget at a time sees what a whole dump sees */
+	assert_int_equal(cb_diag_dump(d, CB_DIAG_SESSION_STATES, false, count_all, &whole, -1), 0);
+	assert_int_equal(cb_diag_dump_start(d, CB_DIAG_SESSION_STATES, false), 0);
+	while ((ret = cb_diag_dump_more(d, 1, count_all, &seen)) > 0)
+		;
+	assert_int_equal(ret, 0);
+	assert_true(seen >= 4 && whole >= 4);
+
+	/* destroy the v4 client: its peer sees the connection reset */
+	ret = cb_diag_destroy(d, keys, 1, res);
+	if (ret == -EOPNOTSUPP) {
+		cb_diag_close(d);
+		fail_msg("this kernel has no socket destroy (CONFIG_INET_DIAG_DESTROY)");
+	}
+	assert_int_equal(ret, 0);
+	assert_int_equal(res[0], 0);
+	/* the kernel aborts it (its owner reads ECONNABORTED) and resets the peer */
+	assert_int_equal(read(v4[0], &c, 1), -1);
+	assert_int_equal(errno, ECONNABORTED);
+	assert_int_equal(read(v4[1], &c, 1), -1);
+	assert_int_equal(errno, ECONNRESET);
+	f.n = 0;
+	assert_int_equal(cb_diag_lookup(d, keys, 1, on_found, &f), 0); /* gone */
+	assert_int_equal(cb_diag_destroy(d, keys, 1, res), 0);
+	assert_int_equal(res[0], -ENOENT);
+	cb_diag_close(d);
+	for (int i = 0; i < 3; i++) {
+		close(v4[i]);
+		close(v6[i]);
 	}
 }
 
@@ -282,6 +382,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_live),
+		cmocka_unit_test(test_lookup_and_destroy),
 		cmocka_unit_test(test_recorded),
 	};
 

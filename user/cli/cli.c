@@ -2,17 +2,21 @@
 /*
  * connbeat — the operator's CLI (design.md §5).
  *
- *   connbeat stale [--idle DUR] [FILTERS] [--json] [--limit N]
- *   connbeat list  [FILTERS] [--json] [--limit N]
- *   connbeat stats [--json]
- *   connbeat drain [FILTERS] [--wait] [--timeout DUR]
+ *   connbeat stale   [--idle DUR] [FILTERS] [--json] [--limit N] [--sort KEY]
+ *   connbeat list    [FILTERS] [--json] [--limit N] [--sort KEY]
+ *   connbeat stats   [--json]
+ *   connbeat drain   [FILTERS] [--wait] [--timeout DUR] [--kill-after DUR]
+ *   connbeat kill    FILTERS [--dry-run] [--json]
+ *   connbeat events  [FILTERS] [--json]
+ *   connbeat summary --by cgroup|comm|port|peer [FILTERS] [--json]
  *   connbeat --maps stale|list|stats ...     without the daemon: read the pinned maps
  *
- * It talks to connbeatd over the control socket (proto.h). `list` streams
- * rows as they arrive (constant memory however many sessions there are);
- * `stale` keeps only the stale rows to sort them, most idle first (with
- * --limit N the daemon sends at most N). Text output is an ss-like table,
- * --json one JSON array, both from one printer (output.h).
+ * It talks to connbeatd over the control socket (cli/client.h). `list`
+ * streams rows as they arrive (constant memory however many sessions there
+ * are); `stale`, and `--sort` without `--limit`, keep the rows to sort them
+ * here; `--sort` with `--limit N` has the daemon pick the top N. Text output
+ * is an ss-like table, --json one JSON array, both from one printer
+ * (cli/rows.h).
  *
  * Exit status: 0 success, 1 the daemon cannot be reached (or failed),
  * 2 usage error, 3 `drain --wait` timed out with sessions still open.
@@ -22,39 +26,45 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <bpf/bpf.h>
-
-#include "core/filter.h"
+#include "cli/client.h"
+#include "cli/commands.h"
 #include "cli/filter_flags.h"
-#include "kernel/hbmap.h"
-#include "kernel/loader.h"
+#include "cli/rows.h"
 #include "common/log.h"
-#include "common/names.h"
-#include "cli/output.h"
 #include "common/parse.h"
 #include "common/proto.h"
-#include "kernel/record.h"
-#include "core/session.h"
-#include "kernel/sock_diag.h"
+#include "kernel/cgroup.h"
+#include "kernel/loader.h"
+#include "kernel/netns.h"
 
-#define EXIT_UNREACHABLE 1
-#define EXIT_USAGE 2
-#define EXIT_TIMEOUT 3
+#ifndef CONNBEAT_VERSION
+#define CONNBEAT_VERSION "0.2.0"
+#endif
 
-enum cmd { CMD_NONE, CMD_STALE, CMD_LIST, CMD_STATS, CMD_DRAIN };
+enum cmd { CMD_NONE, CMD_STALE, CMD_LIST, CMD_STATS, CMD_DRAIN, CMD_KILL, CMD_EVENTS, CMD_SUMMARY,
+	   CMD_MAX };
 
-static const char *const cmd_name[] = {
-	[CMD_STALE] = "stale", [CMD_LIST] = "list", [CMD_STATS] = "stats", [CMD_DRAIN] = "drain"
+static const char *const cmd_name[CMD_MAX] = {
+	[CMD_STALE] = "stale", [CMD_LIST] = "list",   [CMD_STATS] = "stats",
+	[CMD_DRAIN] = "drain", [CMD_KILL] = "kill",   [CMD_EVENTS] = "events",
+	[CMD_SUMMARY] = "summary",
+};
+
+static const char *const sort_name[CB_SORT_COUNT] = {
+	[CB_SORT_IDLE] = "idle", [CB_SORT_AGE] = "age",		[CB_SORT_TX] = "tx",
+	[CB_SORT_RX] = "rx",	 [CB_SORT_RETRANS] = "retrans", [CB_SORT_RTT] = "rtt",
+};
+
+static const char *const by_name[CB_BY_COUNT] = {
+	[CB_BY_CGROUP] = "cgroup", [CB_BY_COMM] = "comm", [CB_BY_PORT] = "port",
+	[CB_BY_PEER] = "peer",
 };
 
 struct cli {
@@ -64,12 +74,15 @@ struct cli {
 	bool maps;
 	bool json;
 	bool header;
+	bool filtered;
 	struct cb_filter filter;
 	uint64_t idle_ns; /* 0: the daemon's threshold */
 	uint8_t basis;    /* enum cb_idle_basis_req */
 	uint32_t limit;
-	bool wait;
-	uint64_t timeout_ns;
+	uint8_t sort;     /* enum cb_sort_key */
+	uint8_t by;       /* enum cb_summary_by */
+	bool wait, dry_run;
+	uint64_t timeout_ns, kill_after_ns;
 };
 
 /* ---- usage ----------------------------------------------------------------- */
@@ -87,24 +100,36 @@ static void usage_text(FILE *f)
 		"  list     all sessions\n"
 		"  stats    counts by state, event, drop and eviction counters\n"
 		"  drain    mark matching sessions DRAINING (e.g. before a deploy)\n"
+		"  kill     destroy the matching connections (a filter is required)\n"
+		"  events   a live stream of opens, state changes and closes, until Ctrl-C\n"
+		"  summary  sessions per cgroup, process, service port or peer\n"
 		"\n"
-		"Filters (stale, list, drain; all given must hold):\n"
+		"Filters (stale, list, drain, kill, events, summary; all given must hold):\n"
 		"  --state S        active|stale|draining|closed (repeatable)\n"
 		"  --tcp-state S    established, close-wait, fin-wait2, ... (repeatable)\n"
 		"  --port N         local or peer port     --sport N / --dport N  local / peer port\n"
 		"  --addr IP        local or peer address  --pid N                owning process\n"
+		"  --netns NS       network namespace: an inode, a name under /run/netns, or a\n"
+		"                   path such as /proc/PID/ns/net\n"
+		"  --cgroup PATH    cgroup v2 path below the cgroup2 mount, and its descendants\n"
 		"\n"
 		"Options:\n"
 		"  --idle DUR       stale: threshold (default: the daemon's --idle; DUR: 500ms, 30s, 5m)\n"
 		"  --idle-basis B   stale: data (payload only) or any (incl. keepalives)\n"
 		"  --limit N        at most N rows\n"
-		"  --json           one JSON array (stats: one JSON object)\n"
+		"  --sort KEY       idle|age|tx|rx|retrans|rtt, largest first; with --limit N the\n"
+		"                   daemon picks the top N, without it connbeat sorts all rows\n"
+		"  --by KEY         summary: cgroup|comm|port|peer\n"
+		"  --json           one JSON array (stats: one JSON object; events: one per line)\n"
 		"  -H, --no-header  no table header\n"
 		"  --wait           drain: return once none of the drained sessions is open\n"
 		"  --timeout DUR    drain --wait: give up after DUR (default 60s), exit 3\n"
+		"  --kill-after DUR drain --wait: kill what is still open after DUR\n"
+		"  --dry-run        kill: print what would be killed, kill nothing\n"
 		"  --socket PATH    control socket (default " CB_DEFAULT_SOCKET ")\n"
 		"  --maps           read the pinned BPF maps directly (no daemon needed)\n"
 		"  --pin-dir DIR    with --maps (default " CB_DEFAULT_PIN_DIR ")\n"
+		"  --version        print the version\n"
 		"  -h, --help       this help\n"
 		"\n"
 		"Exit status: 0 ok, 1 daemon unreachable or failed, 2 usage error,\n"
@@ -133,15 +158,22 @@ enum {
 	OPT_DPORT,
 	OPT_ADDR,
 	OPT_PID,
+	OPT_NETNS,
+	OPT_CGROUP,
 	OPT_IDLE,
 	OPT_BASIS,
 	OPT_LIMIT,
+	OPT_SORT,
+	OPT_BY,
 	OPT_JSON,
 	OPT_WAIT,
 	OPT_TIMEOUT,
+	OPT_KILL_AFTER,
+	OPT_DRY_RUN,
 	OPT_SOCKET,
 	OPT_MAPS,
 	OPT_PIN_DIR,
+	OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -152,24 +184,80 @@ static const struct option long_opts[] = {
 	{ "dport", required_argument, NULL, OPT_DPORT },
 	{ "addr", required_argument, NULL, OPT_ADDR },
 	{ "pid", required_argument, NULL, OPT_PID },
+	{ "netns", required_argument, NULL, OPT_NETNS },
+	{ "cgroup", required_argument, NULL, OPT_CGROUP },
 	{ "idle", required_argument, NULL, OPT_IDLE },
 	{ "idle-basis", required_argument, NULL, OPT_BASIS },
 	{ "limit", required_argument, NULL, OPT_LIMIT },
+	{ "sort", required_argument, NULL, OPT_SORT },
+	{ "by", required_argument, NULL, OPT_BY },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "no-header", no_argument, NULL, 'H' },
 	{ "wait", no_argument, NULL, OPT_WAIT },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "kill-after", required_argument, NULL, OPT_KILL_AFTER },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "maps", no_argument, NULL, OPT_MAPS },
 	{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
+	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
 
+/* A name from a table of choices (index), or a usage error naming them. */
+static uint8_t choose(const char *flag, const char *v, const char *const *names, int n)
+{
+	char list[128] = "";
+
+	for (int i = 1; i < n; i++)
+		if (names[i] && !strcmp(v, names[i]))
+			return (uint8_t)i;
+	for (int i = 1; i < n; i++)
+		if (names[i])
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 list[0] ? ", " : "", names[i]);
+	usage_error("%s '%s': use one of %s", flag, v, list);
+}
+
+static void parse_filter_netns(struct cli *c, const char *v)
+{
+	char err[256];
+
+	if (c->filter.fields & CB_FLT_NETNS)
+		usage_error("--netns given twice (it takes one namespace)");
+	if (cb_netns_resolve(v, &c->filter.netns, err, sizeof(err)))
+		usage_error("--netns '%s': %s", v, err);
+	c->filter.fields |= CB_FLT_NETNS;
+}
+
+static void parse_filter_cgroup(struct cli *c, const char *v)
+{
+	char err[256];
+	size_t n;
+
+	if (c->filter.fields & CB_FLT_CGROUP)
+		usage_error("--cgroup given twice (it takes one path)");
+	/* relative to the cgroup2 mount, as /proc/PID/cgroup prints it: a
+	 * leading '/' is added when left out. An unknown path is fine (it may
+	 * appear later); a malformed one is not. */
+	if (v[0] != '/')
+		snprintf(c->filter.cgroup, sizeof(c->filter.cgroup), "/%s", v);
+	else
+		snprintf(c->filter.cgroup, sizeof(c->filter.cgroup), "%s", v);
+	n = strlen(c->filter.cgroup);
+	if (strlen(v) + (v[0] != '/') >= sizeof(c->filter.cgroup))
+		usage_error("--cgroup '%s': longer than %d bytes", v, CB_CGROUP_PATH_MAX - 1);
+	if (cb_cgroup_path_check(c->filter.cgroup, err, sizeof(err)))
+		usage_error("--cgroup '%s': %s", v, err);
+	while (n > 1 && c->filter.cgroup[n - 1] == '/')
+		c->filter.cgroup[--n] = '\0';
+	c->filter.fields |= CB_FLT_CGROUP;
+}
+
 static void parse_args(struct cli *c, int argc, char **argv)
 {
-	bool seen_idle = false, seen_limit = false, seen_timeout = false, seen_filter = false,
-	     seen_basis = false;
+	bool seen_idle = false, seen_limit = false, seen_timeout = false, seen_basis = false;
 	char err[256];
 	uint64_t v;
 	int opt, idx;
@@ -184,6 +272,9 @@ static void parse_args(struct cli *c, int argc, char **argv)
 		case 'h':
 			usage_text(stdout);
 			exit(0);
+		case OPT_VERSION:
+			printf("connbeat %s\n", CONNBEAT_VERSION);
+			exit(0);
 		case 'H':
 			c->header = false;
 			break;
@@ -196,7 +287,15 @@ static void parse_args(struct cli *c, int argc, char **argv)
 		case OPT_PID:
 			if (cb_filter_set(&c->filter, long_opts[idx].name, optarg, err, sizeof(err)))
 				usage_error("%s", err);
-			seen_filter = true;
+			c->filtered = true;
+			break;
+		case OPT_NETNS:
+			parse_filter_netns(c, optarg);
+			c->filtered = true;
+			break;
+		case OPT_CGROUP:
+			parse_filter_cgroup(c, optarg);
+			c->filtered = true;
 			break;
 		case OPT_IDLE:
 			if (cb_parse_duration(optarg, &c->idle_ns) || !c->idle_ns)
@@ -219,6 +318,12 @@ static void parse_args(struct cli *c, int argc, char **argv)
 			c->limit = (uint32_t)v;
 			seen_limit = true;
 			break;
+		case OPT_SORT:
+			c->sort = choose("--sort", optarg, sort_name, CB_SORT_COUNT);
+			break;
+		case OPT_BY:
+			c->by = choose("--by", optarg, by_name, CB_BY_COUNT);
+			break;
 		case OPT_JSON:
 			c->json = true;
 			break;
@@ -229,6 +334,15 @@ static void parse_args(struct cli *c, int argc, char **argv)
 			if (cb_parse_duration(optarg, &c->timeout_ns))
 				usage_error("--timeout '%s': not a duration (e.g. 30s, 5m)", optarg);
 			seen_timeout = true;
+			break;
+		case OPT_KILL_AFTER:
+			if (cb_parse_duration(optarg, &c->kill_after_ns))
+				usage_error("--kill-after '%s': not a duration (e.g. 30s, 5m)", optarg);
+			if (!c->kill_after_ns)
+				c->kill_after_ns = 1; /* at once */
+			break;
+		case OPT_DRY_RUN:
+			c->dry_run = true;
 			break;
 		case OPT_SOCKET:
 			c->socket_path = optarg;
@@ -248,187 +362,44 @@ static void parse_args(struct cli *c, int argc, char **argv)
 		}
 	}
 	if (optind >= argc)
-		usage_error("no command given (stale, list, stats or drain)");
-	for (int i = CMD_STALE; i <= CMD_DRAIN; i++)
+		usage_error("no command given (stale, list, stats, drain, kill, events or summary)");
+	for (int i = CMD_STALE; i < CMD_MAX; i++)
 		if (!strcmp(argv[optind], cmd_name[i]))
 			c->cmd = i;
 	if (c->cmd == CMD_NONE)
-		usage_error("unknown command '%s' (use stale, list, stats or drain)", argv[optind]);
+		usage_error("unknown command '%s' (use stale, list, stats, drain, kill, events or "
+			    "summary)", argv[optind]);
 	if (optind + 1 < argc)
 		usage_error("unexpected argument '%s'", argv[optind + 1]);
 
 	if ((seen_idle || seen_basis) && c->cmd != CMD_STALE)
 		usage_error("--idle and --idle-basis go with 'stale'");
-	if (seen_limit && c->cmd != CMD_STALE && c->cmd != CMD_LIST)
-		usage_error("--limit goes with 'stale' or 'list'");
-	if ((c->wait || seen_timeout) && c->cmd != CMD_DRAIN)
-		usage_error("--wait and --timeout go with 'drain'");
-	if (seen_timeout && !c->wait)
-		usage_error("--timeout needs --wait");
-	if (seen_filter && c->cmd == CMD_STATS)
+	if ((seen_limit || c->sort) && c->cmd != CMD_STALE && c->cmd != CMD_LIST)
+		usage_error("--limit and --sort go with 'stale' or 'list'");
+	if ((c->wait || seen_timeout || c->kill_after_ns) && c->cmd != CMD_DRAIN)
+		usage_error("--wait, --timeout and --kill-after go with 'drain'");
+	if ((seen_timeout || c->kill_after_ns) && !c->wait)
+		usage_error("--timeout and --kill-after need --wait");
+	if (c->dry_run && c->cmd != CMD_KILL)
+		usage_error("--dry-run goes with 'kill'");
+	if (c->by && c->cmd != CMD_SUMMARY)
+		usage_error("--by goes with 'summary'");
+	if (c->cmd == CMD_SUMMARY && !c->by)
+		usage_error("summary needs --by cgroup|comm|port|peer");
+	if (c->filtered && c->cmd == CMD_STATS)
 		usage_error("'stats' takes no filters");
-	if (c->maps && c->cmd == CMD_DRAIN)
-		usage_error("'drain' needs the daemon (it marks sessions in connbeatd); drop --maps");
+	if (c->cmd == CMD_KILL && !c->filtered)
+		usage_error("kill needs a filter (e.g. --port 8080, --tcp-state close-wait): "
+			    "killing every connection of the host is never what you want");
+	if (c->maps && c->cmd != CMD_STALE && c->cmd != CMD_LIST && c->cmd != CMD_STATS)
+		usage_error("'%s' needs the daemon; drop --maps", cmd_name[c->cmd]);
+	if (c->maps && (c->filter.fields & (CB_FLT_NETNS | CB_FLT_CGROUP)))
+		usage_error("--netns and --cgroup need the daemon; drop --maps");
 }
 
-/* ---- talking to the daemon ------------------------------------------------ */
+/* ---- rows over the control socket --------------------------------------------- */
 
-static int connect_daemon(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		usage_error("--socket '%s': path too long", path);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		fprintf(stderr, "connbeat: cannot create a socket: %s\n", strerror(errno));
-		exit(EXIT_UNREACHABLE);
-	}
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-		return fd;
-	if (errno == EACCES || errno == EPERM)
-		fprintf(stderr,
-			"connbeat: permission denied on %s: the control socket is root-only; "
-			"run connbeat with sudo\n",
-			path);
-	else
-		fprintf(stderr,
-			"connbeat: cannot reach connbeatd at %s: %s. Is it running? Start it with "
-			"'sudo connbeatd' (or 'sudo systemctl start connbeatd'), or read the kernel "
-			"maps without it: 'sudo connbeat --maps stale'\n",
-			path, strerror(errno));
-	exit(EXIT_UNREACHABLE);
-}
-
-static char *frame_buf;
-
-/* Read one reply frame; ERROR frames and protocol failures end the program. */
-static void read_reply(int fd, struct cb_frame_hdr *h)
-{
-	const char *why = "";
-	struct cb_error e;
-	int err;
-
-	err = cb_proto_read(fd, h, frame_buf, CB_PROTO_MAX_PAYLOAD, &why);
-	if (err) {
-		if (err == -ENODATA || err == -EPIPE || err == -ECONNRESET)
-			fprintf(stderr, "connbeat: connbeatd closed the connection before "
-					"answering (did it stop?)\n");
-		else if (err == -EPROTONOSUPPORT)
-			fprintf(stderr, "connbeat: %s: use the connbeat that came with this "
-					"connbeatd\n", why);
-		else
-			fprintf(stderr, "connbeat: bad reply from connbeatd: %s\n",
-				why && *why ? why : strerror(-err));
-		exit(EXIT_UNREACHABLE);
-	}
-	if (h->type != CB_MSG_ERROR)
-		return;
-	if (cb_proto_decode_error(frame_buf, h->length, &e, &why)) {
-		fprintf(stderr, "connbeat: bad error reply from connbeatd: %s\n", why);
-		exit(EXIT_UNREACHABLE);
-	}
-	fprintf(stderr, "connbeat: connbeatd: %s\n", e.message);
-	exit(e.code == EINVAL ? EXIT_USAGE : EXIT_UNREACHABLE);
-}
-
-static void send_request(int fd, enum cb_msg_type type, const void *p, uint32_t len)
-{
-	int err = cb_proto_write(fd, type, p, len);
-
-	if (err) {
-		fprintf(stderr, "connbeat: sending the request to connbeatd failed: %s\n",
-			strerror(-err));
-		exit(EXIT_UNREACHABLE);
-	}
-}
-
-/* ---- rows: one printer for table and JSON ---------------------------------- */
-
-static const struct cb_col row_cols[] = {
-	{ "State", 8, CB_COL_LEFT },
-	{ "TCP-State", 11, CB_COL_LEFT },
-	{ "Local Address:Port", 22, CB_COL_LEFT },
-	{ "Peer Address:Port", 22, CB_COL_LEFT },
-	{ "Idle", 7, CB_COL_RIGHT },
-	{ "Age", 7, CB_COL_RIGHT },
-	{ "Tx", 9, CB_COL_RIGHT },
-	{ "Rx", 9, CB_COL_RIGHT },
-	{ "Retr", 5, CB_COL_RIGHT },
-	{ "Process", 0, CB_COL_LEFT },
-};
-#define N_ROW_COLS (sizeof(row_cols) / sizeof(row_cols[0]))
-
-static void print_row(struct cb_out *o, const struct cb_row *r)
-{
-	char a[CB_ADDR_STRLEN], ap[CB_ADDRPORT_LEN], idle[16], age[16], tx[16], rx[16], proc[48];
-	const char *st = cb_drain_state_name(r->state), *tst = cb_tcp_state_name(r->tcp_state);
-	bool owner = r->flags & CB_ROW_OWNER_KNOWN, age_known = !(r->flags & CB_ROW_AGE_UNKNOWN);
-	/* the table's cells are formatted only for the table: JSON of a
-	 * million rows must not pay for them */
-	bool text = o->mode == CB_OUT_TEXT;
-
-	cb_out_row_begin(o);
-	cb_out_str(o, "state", st ? st : "?", NULL);
-	cb_out_str(o, "tcp_state", tst ? tst : "?", NULL);
-	cb_out_json_u64(o, "id", r->cookie);
-	cb_out_json_u64(o, "family", r->family);
-	if (!text)
-		cb_out_json_str(o, "src", cb_format_addr(r->family, r->saddr, a, sizeof(a)));
-	cb_out_json_u64(o, "sport", r->sport);
-	if (text)
-		cb_out_str(o, NULL, NULL,
-			   cb_format_addrport(r->family, r->saddr, r->sport, ap, sizeof(ap)));
-	else
-		cb_out_json_str(o, "dst", cb_format_addr(r->family, r->daddr, a, sizeof(a)));
-	cb_out_json_u64(o, "dport", r->dport);
-	if (text)
-		cb_out_str(o, NULL, NULL,
-			   cb_format_addrport(r->family, r->daddr, r->dport, ap, sizeof(ap)));
-	cb_out_json_u64(o, "netns", r->netns);
-	cb_out_u64(o, "idle_ms", r->idle_ns / CB_NSEC_PER_MSEC,
-		   text ? cb_format_duration(r->idle_ns, idle, sizeof(idle)) : NULL);
-	cb_out_json_u64(o, "seen_ms", r->seen_ns / CB_NSEC_PER_MSEC);
-	/* a seeded session is older than connbeat's first sight of it */
-	if (!text)
-		age[0] = '\0';
-	else if (age_known)
-		cb_format_duration(r->age_ns, age, sizeof(age));
-	else if (r->age_ns)
-		snprintf(age, sizeof(age), ">%s", cb_format_duration(r->age_ns, tx, sizeof(tx)));
-	else
-		snprintf(age, sizeof(age), "?");
-	cb_out_u64(o, "age_ms", r->age_ns / CB_NSEC_PER_MSEC, text ? age : NULL);
-	cb_out_u64(o, "tx_bytes", r->tx_bytes,
-		   text ? cb_format_size(r->tx_bytes, tx, sizeof(tx)) : NULL);
-	cb_out_u64(o, "rx_bytes", r->rx_bytes,
-		   text ? cb_format_size(r->rx_bytes, rx, sizeof(rx)) : NULL);
-	cb_out_u64(o, "retrans", r->retrans, NULL);
-	cb_out_json_u64(o, "resets", r->resets);
-	cb_out_json_u64(o, "segs_in", r->segs_in);
-	cb_out_json_u64(o, "segs_out", r->segs_out);
-	if (owner) {
-		cb_out_json_u64(o, "pid", r->pid);
-		cb_out_json_str(o, "comm", r->comm);
-		if (text)
-			snprintf(proc, sizeof(proc), "%u/%s", r->pid, r->comm[0] ? r->comm : "?");
-	} else {
-		cb_out_json_null(o, "pid");
-		cb_out_json_null(o, "comm");
-		if (text)
-			snprintf(proc, sizeof(proc), "-");
-	}
-	if (text)
-		cb_out_str(o, NULL, NULL, proc);
-	cb_out_json_str(o, "first_seen", age_known ? "observed" : "before connbeat");
-	cb_out_json_str(o, "drained_by", r->flags & CB_ROW_OPERATOR_DRAIN ? "operator" :
-					 r->state == CB_ST_DRAINING ? "tcp" : "none");
-	cb_out_row_end(o);
-}
-
-/* Rows kept for sorting (stale): a growing array. */
+/* Rows kept for sorting: a growing array. */
 struct rowvec {
 	struct cb_row *v;
 	size_t n, cap;
@@ -450,119 +421,101 @@ static void rowvec_push(struct rowvec *rv, const struct cb_row *r)
 	rv->v[rv->n++] = *r;
 }
 
-static int by_idle_desc(const void *a, const void *b)
+static int by_key_desc(const void *a, const void *b, void *key)
 {
-	const struct cb_row *x = a, *y = b;
-
-	if (x->idle_ns != y->idle_ns)
-		return x->idle_ns < y->idle_ns ? 1 : -1;
-	return x->cookie < y->cookie ? -1 : x->cookie > y->cookie;
+	return cb_row_sort_cmp(*(const unsigned int *)key, a, b);
 }
 
-static void print_sorted(struct cb_out *o, struct rowvec *rv, uint32_t limit)
+void cb_cli_sort_rows(struct cb_row *v, size_t n, unsigned int key)
 {
-	qsort(rv->v, rv->n, sizeof(rv->v[0]), by_idle_desc);
-	for (size_t i = 0; i < rv->n && (!limit || i < limit); i++)
-		print_row(o, &rv->v[i]);
+	qsort_r(v, n, sizeof(*v), by_key_desc, &key);
 }
 
-/* ---- commands over the control socket --------------------------------------- */
-
-/* Send a DUMP_REQ and print (list) or collect-then-print (stale) its rows.
- * Returns the number of rows. */
-static uint64_t run_dump(const struct cli *c, int fd, const struct cb_filter *filter,
-			 enum cb_dump_mode mode, struct cb_out *o)
+/* Read ROWS frames until END; each row to print (when f) or keep (when
+ * rv). The END into *end. */
+static void read_rows(int fd, struct cb_rowfmt *f, struct rowvec *rv, struct cb_end *end)
 {
-	struct cb_dump_req req = { .filter = *filter, .mode = mode, .idle_basis = c->basis,
-				   .limit = c->limit, .idle_ns = c->idle_ns };
-	struct rowvec rv = { 0 };
 	struct cb_frame_hdr h;
-	struct cb_end end;
 	const struct cb_row *rows;
-	uint64_t n = 0;
 	uint32_t count;
 	const char *why;
 
-	send_request(fd, CB_MSG_DUMP_REQ, &req, sizeof(req));
 	for (;;) {
-		read_reply(fd, &h);
+		cb_client_read(fd, &h);
 		if (h.type == CB_MSG_END)
 			break;
 		if (h.type != CB_MSG_ROWS ||
-		    cb_proto_decode_rows(frame_buf, h.length, &rows, &count, &why)) {
+		    cb_proto_decode_rows(cb_client_payload(), h.length, &rows, &count, &why)) {
 			fprintf(stderr, "connbeat: unexpected reply from connbeatd (%s)\n",
 				cb_proto_type_name(h.type) ?: "?");
 			exit(EXIT_UNREACHABLE);
 		}
-		for (uint32_t i = 0; i < count; i++, n++) {
-			if (mode == CB_DUMP_STALE)
-				rowvec_push(&rv, &rows[i]);
-			else if (o)
-				print_row(o, &rows[i]);
+		for (uint32_t i = 0; i < count; i++) {
+			if (rv)
+				rowvec_push(rv, &rows[i]);
+			else if (f)
+				cb_rows_print(f, &rows[i]);
 		}
 	}
-	if (cb_proto_decode_end(frame_buf, h.length, &end, &why)) {
-		fprintf(stderr, "connbeat: bad end of dump from connbeatd: %s\n", why);
-		exit(EXIT_UNREACHABLE);
-	}
-	if (end.status)
-		fprintf(stderr, "connbeat: warning: the dump stopped early: %s\n",
-			strerror(end.status));
-	if (mode == CB_DUMP_STALE && o)
-		print_sorted(o, &rv, c->limit);
-	free(rv.v);
-	return n;
+	cb_client_end(&h, end);
+}
+
+/* Does the table need a Netns column: rows from more than one netns? */
+static bool several_netns(const struct cli *c, int fd)
+{
+	if (c->json || (c->filter.fields & CB_FLT_NETNS))
+		return false;
+	return cb_client_stat(fd, "connbeat_netns") > 1;
 }
 
 static int cmd_rows(const struct cli *c)
 {
-	int fd = connect_daemon(c->socket_path);
-	struct cb_out o;
+	int fd = cb_client_connect(c->socket_path);
+	bool stale = c->cmd == CMD_STALE;
+	struct cb_dump_req req = { .filter = c->filter,
+				   .mode = stale ? CB_DUMP_STALE : CB_DUMP_LIST,
+				   .idle_basis = c->basis,
+				   .limit = c->limit,
+				   .idle_ns = c->idle_ns };
+	/* the daemon picks a top N; everything else sorted here */
+	bool sort_here = (stale || c->sort) && !(c->limit && (c->sort || stale));
+	struct rowvec rv = { 0 };
+	struct cb_rowfmt f;
+	struct cb_end end;
+	bool netns_col = several_netns(c, fd);
 
-	cb_out_begin(&o, stdout, c->json ? CB_OUT_JSON : CB_OUT_TEXT, row_cols, N_ROW_COLS,
-		     c->header);
-	run_dump(c, fd, &c->filter, c->cmd == CMD_STALE ? CB_DUMP_STALE : CB_DUMP_LIST, &o);
-	cb_out_end(&o);
+	if (c->limit)
+		req.sort = c->sort ? c->sort : stale ? CB_SORT_IDLE : CB_SORT_NONE;
+	cb_client_send(fd, CB_MSG_DUMP_REQ, &req, sizeof(req));
+	cb_rows_begin(&f, stdout, c->json, c->header, netns_col);
+	read_rows(fd, sort_here ? NULL : &f, sort_here ? &rv : NULL, &end);
+	if (sort_here) {
+		cb_cli_sort_rows(rv.v, rv.n, c->sort ? c->sort : CB_SORT_IDLE);
+		for (size_t i = 0; i < rv.n && (!c->limit || i < c->limit); i++)
+			cb_rows_print(&f, &rv.v[i]);
+	}
+	cb_rows_end(&f);
+	free(rv.v);
 	close(fd);
 	return 0;
 }
 
-static void print_stats(const struct cli *c, const struct cb_stat_entry *e, uint32_t n)
-{
-	size_t w = 0;
-
-	if (c->json) {
-		printf("{");
-		for (uint32_t i = 0; i < n; i++) {
-			printf(i ? ",\n" : "\n");
-			cb_json_string(stdout, e[i].name);
-			printf(":%" PRIu64, e[i].value);
-		}
-		printf("\n}\n");
-		return;
-	}
-	for (uint32_t i = 0; i < n; i++)
-		if (strlen(e[i].name) > w)
-			w = strlen(e[i].name);
-	for (uint32_t i = 0; i < n; i++)
-		printf("%-*s %" PRIu64 "\n", (int)w, e[i].name, e[i].value);
-}
-
 static int cmd_stats(const struct cli *c)
 {
-	int fd = connect_daemon(c->socket_path);
+	int fd = cb_client_connect(c->socket_path);
 	const struct cb_stat_entry *e;
 	struct cb_frame_hdr h;
 	uint32_t n;
 	const char *why;
 
-	send_request(fd, CB_MSG_STATS_REQ, NULL, 0);
-	read_reply(fd, &h);
-	if (h.type != CB_MSG_STATS || cb_proto_decode_stats(frame_buf, h.length, &e, &n, &why)) {
+	cb_client_send(fd, CB_MSG_STATS_REQ, NULL, 0);
+	cb_client_read(fd, &h);
+	if (h.type != CB_MSG_STATS ||
+	    cb_proto_decode_stats(cb_client_payload(), h.length, &e, &n, &why)) {
 		fprintf(stderr, "connbeat: unexpected reply to stats from connbeatd\n");
 		return EXIT_UNREACHABLE;
 	}
-	print_stats(c, e, n);
+	cb_cli_print_stats(c->json, e, n);
 	close(fd);
 	return 0;
 }
@@ -575,19 +528,50 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * CB_NSEC_PER_SEC + ts.tv_nsec;
 }
 
+/* How many of the drained set are still open (and their rows, printed). */
+static uint64_t drain_status(const struct cli *c, int fd, bool rows)
+{
+	struct cb_drain_status_req req = { .rows = rows };
+	struct cb_rowfmt f;
+	struct cb_end end;
+
+	cb_client_send(fd, CB_MSG_DRAIN_STATUS_REQ, &req, sizeof(req));
+	if (rows)
+		cb_rows_begin(&f, stdout, c->json, c->header, false);
+	read_rows(fd, rows ? &f : NULL, NULL, &end);
+	if (rows)
+		cb_rows_end(&f);
+	return end.matched;
+}
+
+/* Kill what is left of the drained set; returns how many were killed. */
+static uint64_t kill_drained(const struct cli *c, int fd)
+{
+	struct cb_kill_req req = { .flags = CB_KILL_DRAINED };
+	struct cb_end end;
+
+	cb_client_send(fd, CB_MSG_KILL_REQ, &req, sizeof(req));
+	read_rows(fd, NULL, NULL, &end);
+	printf("killed %" PRIu64 " connection%s still open after --kill-after\n", end.rows,
+	       end.rows == 1 ? "" : "s");
+	fflush(stdout);
+	return end.rows;
+}
+
 static int cmd_drain(const struct cli *c)
 {
-	struct cb_drain_req req = { .filter = c->filter };
-	struct cb_filter left = c->filter;
+	struct cb_drain_req req = { .filter = c->filter, .flags = c->wait ? CB_DRAIN_KEEP : 0 };
+	const char *why;
 	struct cb_drained d;
 	struct cb_frame_hdr h;
-	const char *why;
-	uint64_t deadline, n;
-	int fd = connect_daemon(c->socket_path);
+	uint64_t start, n;
+	bool killed = false;
+	int fd = cb_client_connect(c->socket_path);
 
-	send_request(fd, CB_MSG_DRAIN_REQ, &req, sizeof(req));
-	read_reply(fd, &h);
-	if (h.type != CB_MSG_DRAINED || cb_proto_decode_drained(frame_buf, h.length, &d, &why)) {
+	cb_client_send(fd, CB_MSG_DRAIN_REQ, &req, sizeof(req));
+	cb_client_read(fd, &h);
+	if (h.type != CB_MSG_DRAINED ||
+	    cb_proto_decode_drained(cb_client_payload(), h.length, &d, &why)) {
 		fprintf(stderr, "connbeat: unexpected reply to drain from connbeatd\n");
 		return EXIT_UNREACHABLE;
 	}
@@ -596,32 +580,30 @@ static int cmd_drain(const struct cli *c)
 	if (!c->wait)
 		goto out;
 
-	/* What is left: the sessions an operator drained that match the
-	 * filter (whatever their state was) and are not closed yet. */
-	left.fields &= ~(uint32_t)CB_FLT_STATE;
-	left.fields |= CB_FLT_OPERATOR_DRAINED | CB_FLT_STATE;
-	left.state_mask = 1u << CB_ST_DRAINING;
-	deadline = now_ns() + c->timeout_ns;
+	/* The drained set: every session that matched when the drain was
+	 * asked (those already DRAINING included), whatever TCP state it
+	 * moves to, until it is closed. The daemon keeps it on this
+	 * connection. The timeout wins over --kill-after. */
+	start = now_ns();
 	for (;;) {
-		struct cli q = *c;
+		uint64_t t = now_ns();
 
-		q.limit = 0;
-		n = run_dump(&q, fd, &left, CB_DUMP_LIST, NULL);
+		n = drain_status(c, fd, false);
 		if (n == 0) {
 			printf("drained: no matching session is open any more\n");
 			break;
 		}
-		if (now_ns() >= deadline) {
-			struct cb_out o;
-
+		if (t - start >= c->timeout_ns) {
 			fprintf(stderr, "connbeat: drain --wait: timed out with %" PRIu64
 					" session%s still open:\n", n, n == 1 ? "" : "s");
-			cb_out_begin(&o, stdout, c->json ? CB_OUT_JSON : CB_OUT_TEXT, row_cols,
-				     N_ROW_COLS, c->header);
-			run_dump(&q, fd, &left, CB_DUMP_LIST, &o);
-			cb_out_end(&o);
+			drain_status(c, fd, true);
 			close(fd);
 			return EXIT_TIMEOUT;
+		}
+		if (c->kill_after_ns && !killed && t - start >= c->kill_after_ns) {
+			kill_drained(c, fd);
+			killed = true;
+			continue;
 		}
 		usleep(100 * 1000);
 	}
@@ -630,184 +612,24 @@ out:
 	return 0;
 }
 
-/* ---- --maps: the pinned heartbeats map, joined with sock_diag ---------------- */
-
-/* Sockets by cookie from one sock_diag dump: an open-addressing table. */
-struct diag_table {
-	struct cb_diag_sock *v;
-	size_t mask;
-	size_t n;
-};
-
-static int diag_put(const struct cb_diag_sock *s, void *ctx)
+static int cmd_kill(const struct cli *c)
 {
-	struct diag_table *t = ctx;
-	size_t i;
+	struct cb_kill_req req = { .filter = c->filter, .flags = c->dry_run ? CB_KILL_DRY_RUN : 0 };
+	int fd = cb_client_connect(c->socket_path);
+	struct cb_rowfmt f;
+	struct cb_end end;
 
-	if (t->n * 2 >= t->mask) { /* grow at half full */
-		struct diag_table g = { .mask = t->mask ? t->mask * 2 + 1 : 4095 };
-
-		g.v = calloc(g.mask + 1, sizeof(*g.v));
-		if (!g.v)
-			return -ENOMEM;
-		for (size_t j = 0; t->v && j <= t->mask; j++)
-			if (t->v[j].cookie)
-				diag_put(&t->v[j], &g);
-		free(t->v);
-		*t = g;
-	}
-	for (i = s->cookie & t->mask; t->v[i].cookie; i = (i + 1) & t->mask)
-		if (t->v[i].cookie == s->cookie)
-			return 0;
-	t->v[i] = *s;
-	t->n++;
-	return 0;
-}
-
-static const struct cb_diag_sock *diag_get(const struct diag_table *t, uint64_t cookie)
-{
-	if (!t->v)
-		return NULL;
-	for (size_t i = cookie & t->mask; t->v[i].cookie; i = (i + 1) & t->mask)
-		if (t->v[i].cookie == cookie)
-			return &t->v[i];
-	return NULL;
-}
-
-struct maps_ctx {
-	const struct cli *c;
-	uint32_t netns;
-	struct diag_table diag;
-	struct rowvec rows;
-	uint64_t now;
-	uint64_t idle_ns;
-};
-
-static int maps_row(uint64_t cookie, const struct cb_heartbeat *hb, void *ctx)
-{
-	struct maps_ctx *m = ctx;
-	const struct cb_diag_sock *d = diag_get(&m->diag, cookie);
-	uint64_t basis = m->c->basis == CB_BASIS_ANY ? hb->last_seen_ns : hb->last_data_ns;
-	struct cb_session s;
-	struct cb_row r = { .cookie = cookie, .family = 4 };
-
-	r.idle_ns = m->now > basis ? m->now - basis : 0;
-	r.seen_ns = m->now > hb->last_seen_ns ? m->now - hb->last_seen_ns : 0;
-	r.flags = CB_ROW_AGE_UNKNOWN;
-	r.tx_bytes = hb->tx_bytes;
-	r.rx_bytes = hb->rx_bytes;
-	r.retrans = hb->retrans;
-	r.resets = hb->resets;
-	r.state = r.idle_ns >= m->idle_ns ? CB_ST_STALE : CB_ST_ACTIVE;
-	if (hb->pid) {
-		char path[64];
-		FILE *f;
-
-		r.pid = hb->pid;
-		r.flags |= CB_ROW_OWNER_KNOWN;
-		snprintf(path, sizeof(path), "/proc/%u/comm", hb->pid);
-		f = fopen(path, "r");
-		if (f) {
-			if (fgets(r.comm, sizeof(r.comm), f))
-				r.comm[strcspn(r.comm, "\n")] = '\0';
-			fclose(f);
-		}
-	}
-	if (d) {
-		r.family = d->family;
-		memcpy(r.saddr, d->saddr, 16);
-		memcpy(r.daddr, d->daddr, 16);
-		r.sport = d->sport;
-		r.dport = d->dport;
-		r.tcp_state = d->state;
-		r.netns = m->netns;
-		r.segs_in = d->segs_in;
-		r.segs_out = d->segs_out;
-		if (r.state == CB_ST_ACTIVE && d->state != CB_TCP_ESTABLISHED &&
-		    d->state != CB_TCP_SYN_SENT && d->state != CB_TCP_SYN_RECV)
-			r.state = CB_ST_DRAINING;
-	}
-	/* The filters work on sessions: build the fields they read. */
-	memset(&s, 0, sizeof(s));
-	memcpy(s.saddr, r.saddr, 16);
-	memcpy(s.daddr, r.daddr, 16);
-	s.sport = r.sport;
-	s.dport = r.dport;
-	s.tcp_state = r.tcp_state;
-	s.pid = r.pid;
-	s.flags = r.family == 6 ? CB_SF_FAMILY6 : 0;
-	atomic_store_explicit(&s.state, r.state, memory_order_relaxed);
-	if (!cb_filter_match(&m->c->filter, &s))
-		return 0;
-	if (m->c->cmd == CMD_STALE && r.idle_ns < m->idle_ns)
-		return 0;
-	rowvec_push(&m->rows, &r);
-	return 0;
-}
-
-static int cmd_maps(const struct cli *c)
-{
-	char path[512];
-	struct maps_ctx m = { .c = c, .idle_ns = c->idle_ns ? c->idle_ns : 60 * CB_NSEC_PER_SEC };
-	struct cb_out o;
-	int fd, err;
-
-	snprintf(path, sizeof(path), "%s/%s", c->pin_dir,
-		 c->cmd == CMD_STATS ? CB_MAP_STATS : CB_MAP_HEARTBEATS);
-	fd = bpf_obj_get(path);
-	if (fd < 0) {
-		fprintf(stderr,
-			"connbeat: cannot open the pinned map %s: %s (has connbeatd ever run on "
-			"this host with --pin-dir %s? run connbeat --maps as root)\n",
-			path, strerror(errno), c->pin_dir);
-		return EXIT_UNREACHABLE;
-	}
-	if (c->cmd == CMD_STATS) {
-		uint64_t st[CB_STAT_MAX];
-		static const char *const names[CB_STAT_MAX] = {
-			/* the daemon's names for the same counters */
-			[CB_STAT_EVENTS_EMITTED] = "connbeat_ringbuf_emitted_total{ring=\"events\"}",
-			[CB_STAT_EVENTS_DROPPED] = "connbeat_ringbuf_dropped_total{ring=\"events\"}",
-			[CB_STAT_BEATS_EMITTED] = "connbeat_ringbuf_emitted_total{ring=\"beats\"}",
-			[CB_STAT_BEATS_DROPPED] = "connbeat_ringbuf_dropped_total{ring=\"beats\"}",
-			[CB_STAT_MAP_UPDATE_FAILED] = "connbeat_heartbeats_update_failed_total",
-			[CB_STAT_MAP_SEEDED] = "connbeat_heartbeats_seeded_total",
-		};
-		struct cb_stat_entry e[CB_STAT_MAX];
-		uint32_t n = 0;
-
-		err = cb_stats_read_fd(fd, st);
-		if (err) {
-			fprintf(stderr, "connbeat: reading %s failed: %s\n", path, strerror(-err));
-			return EXIT_UNREACHABLE;
-		}
-		for (int i = 0; i < CB_STAT_MAX; i++) {
-			if (!names[i])
-				continue;
-			snprintf(e[n].name, sizeof(e[n].name), "%s", names[i]);
-			e[n++].value = st[i];
-		}
-		print_stats(c, e, n);
-		return 0;
-	}
-
-	(void)cb_sock_diag_netns(&m.netns);
-	err = cb_sock_diag_dump(CB_DIAG_SESSION_STATES, diag_put, &m.diag, -1);
-	if (err)
-		fprintf(stderr, "connbeat: warning: sock_diag failed (%s): addresses unknown\n",
-			strerror(-err));
-	m.now = now_ns();
-	err = cb_hbmap_scan(fd, maps_row, &m);
-	if (err) {
-		fprintf(stderr, "connbeat: reading %s failed: %s\n", path, strerror(-err));
-		return EXIT_UNREACHABLE;
-	}
-	cb_out_begin(&o, stdout, c->json ? CB_OUT_JSON : CB_OUT_TEXT, row_cols, N_ROW_COLS,
-		     c->header);
-	print_sorted(&o, &m.rows, c->limit); /* stale first, for list too */
-	cb_out_end(&o);
-	free(m.rows.v);
-	free(m.diag.v);
+	cb_client_send(fd, CB_MSG_KILL_REQ, &req, sizeof(req));
+	cb_rows_begin(&f, stdout, c->json, c->header, false);
+	read_rows(fd, &f, NULL, &end);
+	cb_rows_end(&f);
+	fprintf(c->json ? stderr : stdout, "%s %" PRIu64 " connection%s\n",
+		c->dry_run ? "would kill" : "killed", end.rows, end.rows == 1 ? "" : "s");
+	if (!c->dry_run && end.rows < end.matched)
+		fprintf(stderr, "connbeat: %" PRIu64 " matching connection%s could not be killed "
+				"(gone meanwhile, or in a namespace connbeatd cannot enter)\n",
+			end.matched - end.rows, end.matched - end.rows == 1 ? "" : "s");
+	close(fd);
 	return 0;
 }
 
@@ -819,13 +641,11 @@ int main(int argc, char **argv)
 	parse_args(&c, argc, argv);
 	/* a closed stdout (| head) ends us quietly, not with SIGPIPE noise */
 	signal(SIGPIPE, SIG_DFL);
-	frame_buf = malloc(CB_PROTO_MAX_PAYLOAD);
-	if (!frame_buf) {
-		fprintf(stderr, "connbeat: out of memory\n");
-		return EXIT_UNREACHABLE;
-	}
 	if (c.maps)
-		return cmd_maps(&c);
+		return cb_cli_maps(c.cmd == CMD_STATS ? CB_MAPS_STATS :
+				   c.cmd == CMD_STALE ? CB_MAPS_STALE : CB_MAPS_LIST,
+				   c.pin_dir, &c.filter, c.idle_ns, c.basis, c.limit, c.sort, c.json,
+				   c.header);
 	switch (c.cmd) {
 	case CMD_STALE:
 	case CMD_LIST:
@@ -834,6 +654,12 @@ int main(int argc, char **argv)
 		return cmd_stats(&c);
 	case CMD_DRAIN:
 		return cmd_drain(&c);
+	case CMD_KILL:
+		return cmd_kill(&c);
+	case CMD_EVENTS:
+		return cb_cli_events(c.socket_path, &c.filter, c.json);
+	case CMD_SUMMARY:
+		return cb_cli_summary(c.socket_path, &c.filter, c.by, c.json, c.header);
 	default:
 		return EXIT_USAGE;
 	}

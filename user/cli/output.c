@@ -190,6 +190,14 @@ void cb_out_json_null(struct cb_out *o, const char *key)
 	put_str(o->f, "null");
 }
 
+void cb_out_json_bool(struct cb_out *o, const char *key, bool value)
+{
+	if (o->mode != CB_OUT_JSON)
+		return;
+	json_key(o, key);
+	put_str(o->f, value ? "true" : "false");
+}
+
 void cb_out_row_end(struct cb_out *o)
 {
 	o->rows++;

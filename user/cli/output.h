@@ -60,6 +60,7 @@ void cb_out_u64(struct cb_out *o, const char *key, uint64_t value, const char *t
 void cb_out_json_u64(struct cb_out *o, const char *key, uint64_t value);
 void cb_out_json_str(struct cb_out *o, const char *key, const char *value);
 void cb_out_json_null(struct cb_out *o, const char *key);
+void cb_out_json_bool(struct cb_out *o, const char *key, bool value);
 void cb_out_row_end(struct cb_out *o);
 /* Close the JSON array (prints "[]" when there were no rows). */
 void cb_out_end(struct cb_out *o);

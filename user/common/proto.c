@@ -13,11 +13,23 @@
 #include "connbeat_abi.h" /* CB_TCP_MAX_STATES */
 
 
+_Static_assert(CB_TCP_STATE_SLOTS == CB_TCP_MAX_STATES, "cb_group counts every TCP state");
+
 static const char *const type_name[] = {
-	[CB_MSG_DUMP_REQ] = "DUMP_REQ", [CB_MSG_STATS_REQ] = "STATS_REQ",
-	[CB_MSG_DRAIN_REQ] = "DRAIN_REQ", [CB_MSG_ROWS] = "ROWS",
-	[CB_MSG_END] = "END",           [CB_MSG_STATS] = "STATS",
-	[CB_MSG_DRAINED] = "DRAINED",   [CB_MSG_ERROR] = "ERROR",
+	[CB_MSG_DUMP_REQ] = "DUMP_REQ",
+	[CB_MSG_STATS_REQ] = "STATS_REQ",
+	[CB_MSG_DRAIN_REQ] = "DRAIN_REQ",
+	[CB_MSG_DRAIN_STATUS_REQ] = "DRAIN_STATUS_REQ",
+	[CB_MSG_KILL_REQ] = "KILL_REQ",
+	[CB_MSG_SUMMARY_REQ] = "SUMMARY_REQ",
+	[CB_MSG_EVENTS_REQ] = "EVENTS_REQ",
+	[CB_MSG_ROWS] = "ROWS",
+	[CB_MSG_END] = "END",
+	[CB_MSG_STATS] = "STATS",
+	[CB_MSG_DRAINED] = "DRAINED",
+	[CB_MSG_ERROR] = "ERROR",
+	[CB_MSG_GROUPS] = "GROUPS",
+	[CB_MSG_EVENTS] = "EVENTS",
 };
 
 const char *cb_proto_type_name(unsigned int type)
@@ -74,11 +86,19 @@ int cb_proto_check_hdr(const void *buf, size_t len, struct cb_frame_hdr *out, co
 
 int cb_filter_check(const struct cb_filter *f)
 {
+	const char *end = memchr(f->cgroup, '\0', sizeof(f->cgroup));
+
 	if (f->fields & ~(uint32_t)CB_FLT_ALL)
 		return -EINVAL;
 	if (f->state_mask >> CB_ST_COUNT || f->tcp_state_mask >> CB_TCP_MAX_STATES)
 		return -EINVAL;
 	if ((f->fields & CB_FLT_ADDR) && f->addr_family != 4 && f->addr_family != 6)
+		return -EINVAL;
+	if (f->__pad0 || f->__pad1 || !end || !all_zero(end, sizeof(f->cgroup) - (end - f->cgroup)))
+		return -EINVAL;
+	if ((f->fields & CB_FLT_CGROUP) && f->cgroup[0] != '/')
+		return -EINVAL;
+	if ((f->fields & CB_FLT_NETNS) && !f->netns)
 		return -EINVAL;
 	return 0;
 }
@@ -97,23 +117,77 @@ int cb_proto_decode_dump_req(const void *p, size_t len, struct cb_dump_req *out,
 		return fail(why, "DUMP_REQ: unknown mode", -EINVAL);
 	if (r.idle_basis > CB_BASIS_ANY)
 		return fail(why, "DUMP_REQ: unknown idle basis", -EINVAL);
-	if (r.__pad0 || !all_zero(&r.filter.__pad0, sizeof(r.filter.__pad0)))
+	if (r.sort >= CB_SORT_COUNT)
+		return fail(why, "DUMP_REQ: unknown sort key", -EINVAL);
+	if (r.__pad0)
 		return fail(why, "DUMP_REQ: padding not zero", -EINVAL);
 	*out = r;
+	return 0;
+}
+
+/* A request that is a filter followed by flags and padding. */
+static int decode_filter_req(const void *p, size_t len, size_t size, void *out, const char *name,
+			     const char **why)
+{
+	const struct cb_filter *f = p;
+
+	if (len != size)
+		return fail(why, name, -EINVAL);
+	if (cb_filter_check(f) || !all_zero((const char *)p + sizeof(*f) + 1, size - sizeof(*f) - 1))
+		return fail(why, "the request carries an invalid filter or non-zero padding", -EINVAL);
+	memcpy(out, p, size);
 	return 0;
 }
 
 int cb_proto_decode_drain_req(const void *p, size_t len, struct cb_drain_req *out,
 			      const char **why)
 {
-	struct cb_drain_req r;
+	int err = decode_filter_req(p, len, sizeof(*out), out, "DRAIN_REQ has the wrong size", why);
 
-	if (len != sizeof(r))
-		return fail(why, "DRAIN_REQ has the wrong size", -EINVAL);
-	memcpy(&r, p, sizeof(r));
-	if (cb_filter_check(&r.filter) || r.filter.__pad0)
-		return fail(why, "DRAIN_REQ carries an invalid filter", -EINVAL);
-	*out = r;
+	if (!err && out->flags & ~CB_DRAIN_KEEP)
+		return fail(why, "DRAIN_REQ: unknown flags", -EINVAL);
+	return err;
+}
+
+int cb_proto_decode_kill_req(const void *p, size_t len, struct cb_kill_req *out, const char **why)
+{
+	int err = decode_filter_req(p, len, sizeof(*out), out, "KILL_REQ has the wrong size", why);
+
+	if (!err && out->flags & ~(CB_KILL_DRY_RUN | CB_KILL_DRAINED))
+		return fail(why, "KILL_REQ: unknown flags", -EINVAL);
+	return err;
+}
+
+int cb_proto_decode_summary_req(const void *p, size_t len, struct cb_summary_req *out,
+				const char **why)
+{
+	int err = decode_filter_req(p, len, sizeof(*out), out, "SUMMARY_REQ has the wrong size",
+				    why);
+
+	if (!err && (!out->by || out->by >= CB_BY_COUNT))
+		return fail(why, "SUMMARY_REQ: unknown grouping", -EINVAL);
+	return err;
+}
+
+int cb_proto_decode_events_req(const void *p, size_t len, struct cb_events_req *out,
+			       const char **why)
+{
+	if (len != sizeof(*out))
+		return fail(why, "EVENTS_REQ has the wrong size", -EINVAL);
+	if (cb_filter_check(p))
+		return fail(why, "EVENTS_REQ carries an invalid filter", -EINVAL);
+	memcpy(out, p, sizeof(*out));
+	return 0;
+}
+
+int cb_proto_decode_drain_status_req(const void *p, size_t len, struct cb_drain_status_req *out,
+				     const char **why)
+{
+	if (len != sizeof(*out))
+		return fail(why, "DRAIN_STATUS_REQ has the wrong size", -EINVAL);
+	memcpy(out, p, sizeof(*out));
+	if (out->rows > 1 || !all_zero(out->__pad0, sizeof(out->__pad0)))
+		return fail(why, "DRAIN_STATUS_REQ: bad fields", -EINVAL);
 	return 0;
 }
 
@@ -136,6 +210,14 @@ static int decode_array(const void *p, size_t len, size_t elem, uint32_t max, co
 	return 0;
 }
 
+/* Rows are displayed, so the fields the CLI indexes or prints as strings
+ * must be sane: family, states, a terminated comm. */
+static bool row_ok(const struct cb_row *r)
+{
+	return (r->family == 4 || r->family == 6) && r->state < CB_ST_COUNT &&
+	       r->tcp_state < CB_TCP_MAX_STATES && memchr(r->comm, '\0', sizeof(r->comm));
+}
+
 int cb_proto_decode_rows(const void *p, size_t len, const struct cb_row **rows, uint32_t *count,
 			 const char **why)
 {
@@ -145,14 +227,11 @@ int cb_proto_decode_rows(const void *p, size_t len, const struct cb_row **rows, 
 
 	if (err)
 		return err;
-	/* Rows are displayed, so the fields the CLI indexes or prints as
-	 * strings must be sane: family, states, a terminated comm. */
 	for (uint32_t i = 0; i < n; i++) {
 		struct cb_row r;
 
 		memcpy(&r, (const char *)first + (size_t)i * sizeof(r), sizeof(r));
-		if ((r.family != 4 && r.family != 6) || r.state > 3 || r.tcp_state >= 13 ||
-		    !memchr(r.comm, '\0', sizeof(r.comm)))
+		if (!row_ok(&r))
 			return fail(why, "ROWS: a row has out-of-range fields", -EINVAL);
 	}
 	*rows = first;
@@ -195,11 +274,62 @@ int cb_proto_decode_stats(const void *p, size_t len, const struct cb_stat_entry 
 	return 0;
 }
 
+int cb_proto_decode_groups(const void *p, size_t len, const struct cb_group **groups,
+			   uint32_t *count, const char **why)
+{
+	const void *first;
+	uint32_t n;
+	int err = decode_array(p, len, sizeof(struct cb_group), CB_GROUPS_PER_FRAME, &first, &n,
+			       why);
+
+	if (err)
+		return err;
+	for (uint32_t i = 0; i < n; i++) {
+		struct cb_group g;
+
+		memcpy(&g, (const char *)first + (size_t)i * sizeof(g), sizeof(g));
+		if (!memchr(g.comm, '\0', sizeof(g.comm)) || (g.family && g.family != 4 &&
+							    g.family != 6))
+			return fail(why, "GROUPS: a group has out-of-range fields", -EINVAL);
+	}
+	*groups = first;
+	*count = n;
+	return 0;
+}
+
+int cb_proto_decode_events(const void *p, size_t len, const struct cb_event **events,
+			   uint32_t *count, uint64_t *missed, const char **why)
+{
+	struct cb_events_hdr h;
+
+	if (len < sizeof(h))
+		return fail(why, "truncated EVENTS header", -EINVAL);
+	memcpy(&h, p, sizeof(h));
+	if (h.__pad0 || h.count > CB_EVENTS_PER_FRAME ||
+	    len != sizeof(h) + (size_t)h.count * sizeof(struct cb_event))
+		return fail(why, "EVENTS: length does not match its count", -EINVAL);
+	for (uint32_t i = 0; i < h.count; i++) {
+		struct cb_event e;
+
+		memcpy(&e, (const char *)p + sizeof(h) + (size_t)i * sizeof(e), sizeof(e));
+		if (e.kind < CB_EV_OPEN || e.kind > CB_EV_CLOSE || e.end > CB_END_RST_RECEIVED ||
+		    e.old_state >= CB_TCP_MAX_STATES || e.new_state >= CB_TCP_MAX_STATES ||
+		    !row_ok(&e.row))
+			return fail(why, "EVENTS: an event has out-of-range fields", -EINVAL);
+	}
+	*events = (const void *)((const char *)p + sizeof(h));
+	*count = h.count;
+	*missed = h.missed;
+	return 0;
+}
+
 int cb_proto_decode_drained(const void *p, size_t len, struct cb_drained *out, const char **why)
 {
 	if (len != sizeof(*out))
 		return fail(why, "DRAINED has the wrong size", -EINVAL);
 	memcpy(out, p, sizeof(*out));
+	if (out->count > out->matched)
+		return fail(why, "DRAINED: inconsistent fields", -EINVAL);
 	return 0;
 }
 
@@ -292,4 +422,31 @@ int cb_proto_read(int fd, struct cb_frame_hdr *hdr, void *buf, size_t cap, const
 	if (hdr->length > cap)
 		return fail(why, "frame larger than the receiver accepts", -EMSGSIZE);
 	return read_full(fd, buf, hdr->length, false);
+}
+
+static uint64_t row_sort_key(unsigned int sort, const struct cb_row *r)
+{
+	switch (sort) {
+	case CB_SORT_AGE:
+		return r->age_ns;
+	case CB_SORT_TX:
+		return r->tx_bytes;
+	case CB_SORT_RX:
+		return r->rx_bytes;
+	case CB_SORT_RETRANS:
+		return r->retrans;
+	case CB_SORT_RTT:
+		return r->rtt_us;
+	default:
+		return r->idle_ns;
+	}
+}
+
+int cb_row_sort_cmp(unsigned int sort, const struct cb_row *a, const struct cb_row *b)
+{
+	uint64_t ka = row_sort_key(sort, a), kb = row_sort_key(sort, b);
+
+	if (ka != kb)
+		return ka < kb ? 1 : -1;
+	return a->cookie < b->cookie ? -1 : a->cookie > b->cookie;
 }

@@ -37,6 +37,13 @@ int cb_proto_decode_dump_req(const void *p, size_t len, struct cb_dump_req *out,
 			     const char **why);
 int cb_proto_decode_drain_req(const void *p, size_t len, struct cb_drain_req *out,
 			      const char **why);
+int cb_proto_decode_drain_status_req(const void *p, size_t len, struct cb_drain_status_req *out,
+				     const char **why);
+int cb_proto_decode_kill_req(const void *p, size_t len, struct cb_kill_req *out, const char **why);
+int cb_proto_decode_summary_req(const void *p, size_t len, struct cb_summary_req *out,
+				const char **why);
+int cb_proto_decode_events_req(const void *p, size_t len, struct cb_events_req *out,
+			       const char **why);
 /* Rows are not copied: *rows points into p (8-byte aligned when p is). */
 int cb_proto_decode_rows(const void *p, size_t len, const struct cb_row **rows, uint32_t *count,
 			 const char **why);
@@ -44,6 +51,11 @@ int cb_proto_decode_end(const void *p, size_t len, struct cb_end *out, const cha
 int cb_proto_decode_stats(const void *p, size_t len, const struct cb_stat_entry **entries,
 			  uint32_t *count, const char **why);
 int cb_proto_decode_drained(const void *p, size_t len, struct cb_drained *out, const char **why);
+/* Groups and events are not copied either: pointers into p. */
+int cb_proto_decode_groups(const void *p, size_t len, const struct cb_group **groups,
+			   uint32_t *count, const char **why);
+int cb_proto_decode_events(const void *p, size_t len, const struct cb_event **events,
+			   uint32_t *count, uint64_t *missed, const char **why);
 int cb_proto_decode_error(const void *p, size_t len, struct cb_error *out, const char **why);
 
 /* Write one frame (header + payload) completely. 0 or -errno (-EPIPE when
@@ -65,5 +77,10 @@ int cb_proto_read(int fd, struct cb_frame_hdr *hdr, void *buf, size_t cap, const
 
 /* "DUMP_REQ", "ROWS", ...; NULL when unknown. */
 const char *cb_proto_type_name(unsigned int type);
+
+/* The --sort order of rows (enum cb_sort_key; CB_SORT_NONE sorts by idle):
+ * largest key first, ties by the smaller cookie. qsort-style result: < 0
+ * when a comes first. Shared by the daemon's top-N and the CLI's sort. */
+int cb_row_sort_cmp(unsigned int sort, const struct cb_row *a, const struct cb_row *b);
 
 #endif /* CONNBEAT_PROTO_H */

@@ -5,26 +5,36 @@
  * reconciliation for every record it builds itself (CB_RF_SYNTH, from
  * sock_diag).
  *
- *   OPEN     create the session (first seen = the record's time, owner from
- *            connect()'s process); for a CLOSED session: a new life of the
- *            same socket (a reconnect after a failed connect), counted as a
- *            reopen — the one way out of CLOSED besides eviction, which is
- *            not a drain-state transition but a re-insert
+ *   OPEN     create the session (first seen = the record's time, owner
+ *            from connect()'s process when the record names it, cgroup);
+ *            for a CLOSED session: a new life of the same socket, counted
+ *            as a reopen — the one way out of CLOSED besides eviction,
+ *            which is not a drain-state transition but a re-insert
  *   STATE    the TCP state; FIN_WAIT1, FIN_WAIT2, CLOSING, CLOSE_WAIT,
  *            LAST_ACK, TIME_WAIT move ACTIVE/STALE to DRAINING
- *   CLOSE    CLOSED, with the final counters; evicted after the linger
- *   RESET    resets + 1
- *   BEAT, RETRANS   counters and clocks; a STALE session whose idleness
- *            (on the map's basis) dropped under the threshold is ACTIVE again
+ *   CLOSE    CLOSED, with the final counters, lingering from the close;
+ *            with CB_RF_REMNANT the connection lives on as a FIN_WAIT2
+ *            remnant: it stays (or becomes) DRAINING in FIN_WAIT2, marked
+ *            CB_SF_REMNANT, until a CLOSE without that flag
+ *   RESET    resets + 1, and how (sent, received)
+ *   BEAT     clocks and counters; a STALE session whose idleness (on the
+ *            map's basis) dropped under the threshold is ACTIVE again
  *
- * Counters in records are totals: bytes keep the maximum, the kernel's u32
- * segment and retransmit counters the newer value (serial-number
- * comparison, they wrap), clocks the newest. Any kernel record is a sign
- * of life (last_seen). The tuple comes from the first record with a local
- * port (connect() enters SYN_SENT before it picks one). A record for an
- * unknown cookie creates the session (marked CB_SF_FIRST_UNKNOWN unless it
- * is the OPEN) — except CLOSE and RESET, which have nothing to close. A
- * CLOSED session is never revived by STATE or BEAT.
+ * Counters are the kernel's totals (CB_RF_COUNTERS): bytes keep the
+ * maximum, the u32 segment and retransmit counters the newer value
+ * (serial-number comparison, they wrap; a first reading is always taken),
+ * the RTT the record's. A record without counters changes none. Clocks
+ * keep the newest. Signs of life (last_seen): a BEAT's clocks, an OPEN's or
+ * STATE's time; never our own RESETs (a blackholed peer must go STALE on
+ * the `any` basis too). The tuple comes from the first record with a local
+ * port. A record for an unknown cookie creates the session (marked
+ * CB_SF_FIRST_UNKNOWN unless it is the OPEN) — except CLOSE and RESET, which
+ * have nothing to close. A CLOSED session is never revived by STATE or BEAT
+ * from the kernel.
+ *
+ * At max_sessions a new session is refused; refused_total counts each
+ * refused cookie once (a small cache of recently refused cookies keeps its
+ * later records from being counted again).
  */
 #ifndef CONNBEAT_APPLY_H
 #define CONNBEAT_APPLY_H

@@ -8,7 +8,12 @@
  * of the session map adds 2–4 bytes per session. To get there:
  *  - links are 32-bit slab indices, not pointers (records live in a per-shard
  *    slab, never malloc'ed one by one: malloc's own header would eat 16 B);
- *  - the process name is interned (comm_id), pid kept inline;
+ *  - the process name, the network namespace and the cgroup are interned
+ *    (comm_id, netns_id, cgroup_id: 2 bytes each, core/comm.h and
+ *    core/intern.h), pid kept inline;
+ *  - the smoothed RTT is kept in 16 bits, as a small float (cb_rtt_encode):
+ *    12 significant bits, to 134 s; rows a query returns are read exactly
+ *    from the kernel anyway;
  *  - the struct is packed to 4-byte alignment (124, not 128): 64-bit fields
  *    are only ever read or written under the shard lock, so they need not be
  *    naturally aligned for atomicity; x86-64 and arm64 load them unaligned.
@@ -33,10 +38,21 @@ typedef uint32_t cb_sidx_t;
 enum cb_session_flags {
 	CB_SF_FAMILY6 = 1 << 0,       /* IPv6 (incl. v4-mapped); else IPv4 */
 	CB_SF_FIRST_UNKNOWN = 1 << 1, /* seeded (sock_diag / map): opened before we saw it */
-	CB_SF_OWNER_KNOWN = 1 << 2,   /* pid/comm_id are valid */
+	CB_SF_OWNER_KNOWN = 1 << 2,   /* pid is valid (comm_id may still be 0) */
 	CB_SF_OPERATOR_DRAIN = 1 << 3, /* DRAINING because an operator asked */
 	CB_SF_IN_WHEEL = 1 << 4,      /* linked into its shard's timing wheel */
+	CB_SF_REMNANT = 1 << 5,       /* the kernel keeps it as a FIN_WAIT2 timewait
+				       * remnant: DRAINING until the remnant goes */
+	CB_SF_SWEEP_SEEN = 1 << 6,    /* the background sweep met its socket this cycle */
+	CB_SF_OWNER_SOUGHT = 1 << 7,  /* an owners pass found no process holding it */
 };
+
+/* cb_session.resets: a count of RSTs and how the connection was reset, and
+ * (in the one spare bit the record has) whether it was accepted. */
+#define CB_RESETS_COUNT_MAX 31u
+#define CB_RESETS_PASSIVE 0x20u  /* accepted: the local end of a service */
+#define CB_RESETS_SENT 0x40u
+#define CB_RESETS_RECEIVED 0x80u
 
 struct __attribute__((packed, aligned(4))) cb_session {
 	uint64_t cookie;         /* socket cookie: the key */
@@ -51,20 +67,39 @@ struct __attribute__((packed, aligned(4))) cb_session {
 	uint64_t rx_bytes;
 	uint8_t saddr[16];       /* local; IPv4 in the first 4 bytes */
 	uint8_t daddr[16];       /* peer */
-	uint32_t segs_in;
+	uint32_t segs_in;        /* the kernel's tcp_sock totals, as of the newest record */
 	uint32_t segs_out;
-	uint32_t retrans;
-	uint32_t netns;          /* network namespace inode */
+	uint32_t retrans;        /* total_retrans */
+	uint16_t netns_id;       /* interned network namespace inode, 0 = unknown */
+	uint16_t cgroup_id;      /* interned cgroup v2 id, 0 = unknown */
 	uint16_t sport;          /* host byte order */
 	uint16_t dport;
 	uint16_t comm_id;        /* interned process name, 0 = unknown */
+	uint16_t rtt;            /* smoothed RTT, cb_rtt_encode()d; 0 = unknown */
 	uint8_t tcp_state;       /* enum cb_tcp_state (kernel numbering) */
 	_Atomic uint8_t state;   /* enum cb_drain_state: changed only by CAS */
 	uint8_t flags;           /* enum cb_session_flags */
-	uint8_t resets;          /* RSTs sent or received, saturating */
-	uint16_t __pad;
+	uint8_t resets;          /* RSTs: count (saturating) | CB_RESETS_* flags */
 };
 
 _Static_assert(sizeof(struct cb_session) == 124, "cb_session must stay 124 bytes");
+
+/* RTT in 16 bits: 12 significant bits and a 4-bit shift, µs up to
+ * 4095 << 15 (134 s); exact below 4.1 ms, within 1/2048 above. */
+static inline uint16_t cb_rtt_encode(uint32_t us)
+{
+	uint32_t shift = 0;
+
+	while ((us >> shift) > 0xfff && shift < 15)
+		shift++;
+	if ((us >> shift) > 0xfff)
+		return 0xffff;
+	return (uint16_t)(shift << 12 | (us >> shift));
+}
+
+static inline uint32_t cb_rtt_decode(uint16_t v)
+{
+	return (uint32_t)(v & 0xfff) << (v >> 12);
+}
 
 #endif /* CONNBEAT_SESSION_H */

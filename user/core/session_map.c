@@ -31,6 +31,8 @@
 
 #include "core/wheel.h"
 
+#define CB_REFUSED_CACHE 4096
+
 struct cb_shard {
 	pthread_mutex_t lock;
 	struct cb_session *slab; /* cap + 1 records; [0] unused (nil) */
@@ -42,6 +44,7 @@ struct cb_shard {
 	size_t slab_bytes, bucket_bytes;
 	struct cb_state_stats st;
 	_Atomic uint64_t opened, evicted, evicted_early, refused, reopened;
+	_Atomic uint64_t unowned; /* no OWNER_KNOWN, no OWNER_SOUGHT */
 	_Atomic uint64_t tick_visited, tick_reslotted, tick_budget_hits, max_hold_ns;
 	struct cb_wheel wheel;
 } __attribute__((aligned(64)));
@@ -51,10 +54,12 @@ struct cb_map {
 	uint32_t nshards;
 	struct cb_shard *shards;
 	struct cb_comm_table *comms;
+	struct cb_intern *netns, *cgroups;
 	_Atomic uint64_t live; /* for the cap: touched on insert and free only */
 	/* timeouts, changeable at run time (SIGHUP) */
 	_Atomic uint64_t idle_ns, drain_timeout_ns, linger_ns;
 	_Atomic bool basis_any;
+	_Atomic uint64_t refused_cache[CB_REFUSED_CACHE];
 };
 
 static uint64_t mono_ns(void)
@@ -124,8 +129,10 @@ struct cb_map *cb_map_new(const struct cb_map_config *cfg, uint64_t now_ns)
 	atomic_store(&m->linger_ns, cfg->linger_ns);
 	atomic_store(&m->basis_any, cfg->idle_basis_any);
 	m->comms = cb_comm_new();
+	m->netns = cb_intern_new();
+	m->cgroups = cb_intern_new();
 	m->shards = aligned_alloc(64, sizeof(*m->shards) * m->nshards);
-	if (!m->comms || !m->shards)
+	if (!m->comms || !m->netns || !m->cgroups || !m->shards)
 		goto fail;
 	memset(m->shards, 0, sizeof(*m->shards) * m->nshards);
 
@@ -171,6 +178,8 @@ void cb_map_free(struct cb_map *m)
 	}
 	free(m->shards);
 	cb_comm_free(m->comms);
+	cb_intern_free(m->netns);
+	cb_intern_free(m->cgroups);
 	free(m);
 }
 
@@ -233,6 +242,42 @@ struct cb_comm_table *cb_map_comms(struct cb_map *m)
 	return m->comms;
 }
 
+struct cb_intern *cb_map_netns(struct cb_map *m)
+{
+	return m->netns;
+}
+
+struct cb_intern *cb_map_cgroups(struct cb_map *m)
+{
+	return m->cgroups;
+}
+
+uint32_t cb_session_netns(const struct cb_map *m, const struct cb_session *s)
+{
+	return (uint32_t)cb_intern_key(m->netns, s->netns_id);
+}
+
+uint64_t cb_session_cgroup(const struct cb_map *m, const struct cb_session *s)
+{
+	return cb_intern_key(m->cgroups, s->cgroup_id);
+}
+
+void __cb_session_set_netns(struct cb_map *m, struct cb_session *s, uint32_t inode)
+{
+	if (cb_intern_key(m->netns, s->netns_id) == inode)
+		return;
+	cb_intern_put(m->netns, s->netns_id);
+	s->netns_id = cb_intern_get(m->netns, inode);
+}
+
+void __cb_session_set_cgroup(struct cb_map *m, struct cb_session *s, uint64_t id)
+{
+	if (cb_intern_key(m->cgroups, s->cgroup_id) == id)
+		return;
+	cb_intern_put(m->cgroups, s->cgroup_id);
+	s->cgroup_id = cb_intern_get(m->cgroups, id);
+}
+
 uint64_t cb_map_live(const struct cb_map *m)
 {
 	return atomic_load_explicit(&((struct cb_map *)m)->live, memory_order_relaxed);
@@ -289,20 +334,22 @@ struct cb_session *__cb_shard_lookup(struct cb_shard *sh, uint64_t cookie)
 
 /*
  * At the cap, a CLOSED session is worth less than a new open one: it only
- * waits out its linger. Look for one among the shard's next wheel entries
- * (CLOSED sessions sit at close + linger, so under a churn the nearest
- * slots hold the ones closed longest ago) and evict it early. Bounded: at
- * most EVICT_SCAN entries in EVICT_SLOTS slots, so an insert stays O(1).
+ * waits out its linger. CLOSED sessions sit in the wheel at close + linger
+ * (a long --linger parks them in the farthest slot), so look through the
+ * whole wheel of a shard — its 4096 slot heads are one sequential 16 KiB
+ * read — but at most EVICT_SCAN entries, and only in a shard whose gauge
+ * says it holds any. Bounded, so an insert stays O(1).
  */
-#define EVICT_SCAN 64
-#define EVICT_SLOTS 1024
+#define EVICT_SCAN 256
 
 static bool __shard_evict_closed(struct cb_map *m, struct cb_shard *sh)
 {
 	struct cb_wheel *w = &sh->wheel;
 	uint32_t seen = 0;
 
-	for (uint64_t t = w->cursor; t < w->cursor + EVICT_SLOTS && seen < EVICT_SCAN; t++) {
+	if (!cb_stat_get(&sh->st.live[CB_ST_CLOSED]))
+		return false;
+	for (uint64_t t = w->cursor; t < w->cursor + CB_WHEEL_SLOTS && seen < EVICT_SCAN; t++) {
 		cb_sidx_t idx = w->head[t % CB_WHEEL_SLOTS];
 
 		for (; idx && seen < EVICT_SCAN; idx = sh->slab[idx].wnext, seen++) {
@@ -317,12 +364,32 @@ static bool __shard_evict_closed(struct cb_map *m, struct cb_shard *sh)
 	return false;
 }
 
+/* The same in the other shards, which a caller holding its own shard's
+ * lock may only try to lock (never wait: two inserts would deadlock). */
+static bool __evict_closed_elsewhere(struct cb_map *m, struct cb_shard *mine)
+{
+	uint32_t start = (uint32_t)(mine - m->shards);
+
+	for (uint32_t i = 1; i < m->nshards; i++) {
+		struct cb_shard *sh = &m->shards[(start + i) & (m->nshards - 1)];
+		bool done;
+
+		if (!cb_stat_get(&sh->st.live[CB_ST_CLOSED]) || pthread_mutex_trylock(&sh->lock))
+			continue;
+		done = __shard_evict_closed(m, sh);
+		pthread_mutex_unlock(&sh->lock);
+		if (done)
+			return true;
+	}
+	return false;
+}
+
 static bool __shard_reserve(struct cb_map *m, struct cb_shard *sh)
 {
 	if (atomic_fetch_add_explicit(&m->live, 1, memory_order_relaxed) < m->cfg.max_sessions)
 		return true;
 	atomic_fetch_sub_explicit(&m->live, 1, memory_order_relaxed);
-	if (!__shard_evict_closed(m, sh))
+	if (!__shard_evict_closed(m, sh) && !__evict_closed_elsewhere(m, sh))
 		return false;
 	return atomic_fetch_add_explicit(&m->live, 1, memory_order_relaxed) < m->cfg.max_sessions ||
 	       (atomic_fetch_sub_explicit(&m->live, 1, memory_order_relaxed), false);
@@ -335,10 +402,8 @@ struct cb_session *__cb_shard_insert(struct cb_map *m, struct cb_shard *sh, uint
 
 	if (!cookie)
 		return NULL; /* 0 marks a free slab slot: the kernel never hands it out */
-	if (!__shard_reserve(m, sh)) {
-		cb_stat_add(&sh->refused, 1);
+	if (!__shard_reserve(m, sh))
 		return NULL;
-	}
 	if (!sh->free_head && sh->hwm > sh->cap)
 		__shard_evict_closed(m, sh); /* this shard's share is full: same remedy */
 	if (sh->free_head) {
@@ -347,7 +412,9 @@ struct cb_session *__cb_shard_insert(struct cb_map *m, struct cb_shard *sh, uint
 	} else if (sh->hwm <= sh->cap) {
 		idx = sh->hwm++;
 	} else {
-		goto refuse; /* this shard's share is exhausted (extreme imbalance) */
+		/* this shard's share is exhausted (extreme imbalance) */
+		atomic_fetch_sub_explicit(&m->live, 1, memory_order_relaxed);
+		return NULL;
 	}
 	s = &sh->slab[idx];
 	memset(s, 0, sizeof(*s));
@@ -357,11 +424,57 @@ struct cb_session *__cb_shard_insert(struct cb_map *m, struct cb_shard *sh, uint
 	/* atomic only for cb_map_prefetch(), which peeks without the lock */
 	__atomic_store_n(b, idx, __ATOMIC_RELAXED);
 	cb_stat_add(&sh->opened, 1);
+	cb_stat_add(&sh->unowned, 1); /* a new session has no owner yet */
 	return s;
-refuse:
-	atomic_fetch_sub_explicit(&m->live, 1, memory_order_relaxed);
+}
+
+void __cb_session_set_owner(struct cb_map *m, struct cb_shard *sh, struct cb_session *s,
+			    uint32_t pid, const char *comm)
+{
+	if (!(s->flags & (CB_SF_OWNER_KNOWN | CB_SF_OWNER_SOUGHT)))
+		cb_stat_add(&sh->unowned, (uint64_t)-1);
+	if (s->pid != pid)
+		s->comm_id = 0;
+	s->pid = pid;
+	s->flags |= CB_SF_OWNER_KNOWN;
+	if (comm && comm[0])
+		s->comm_id = cb_comm_intern(m->comms, comm);
+}
+
+void __cb_session_owner_sought(struct cb_shard *sh, struct cb_session *s)
+{
+	if (!(s->flags & (CB_SF_OWNER_KNOWN | CB_SF_OWNER_SOUGHT)))
+		cb_stat_add(&sh->unowned, (uint64_t)-1);
+	s->flags |= CB_SF_OWNER_SOUGHT;
+}
+
+uint64_t cb_map_unowned(const struct cb_map *m)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < m->nshards; i++)
+		n += cb_stat_get(&m->shards[i].unowned);
+	return n;
+}
+
+/* Recently refused cookies, direct-mapped: a refused connection's later
+ * records (beats, state changes) try to create it again and must not be
+ * counted again. Slots are written by whichever shard's holder refuses:
+ * relaxed atomics, a lost race only costs a second count. */
+static _Atomic uint64_t *refused_slot(struct cb_map *m, uint64_t cookie)
+{
+	return &m->refused_cache[(cb_cookie_mix(cookie) >> 20) % CB_REFUSED_CACHE];
+}
+
+bool __cb_map_refused_before(struct cb_map *m, uint64_t cookie)
+{
+	return atomic_load_explicit(refused_slot(m, cookie), memory_order_relaxed) == cookie;
+}
+
+void __cb_map_note_refused(struct cb_map *m, struct cb_shard *sh, uint64_t cookie)
+{
+	atomic_store_explicit(refused_slot(m, cookie), cookie, memory_order_relaxed);
 	cb_stat_add(&sh->refused, 1);
-	return NULL;
 }
 
 void __cb_shard_remove(struct cb_map *m, struct cb_shard *sh, struct cb_session *s)
@@ -374,6 +487,10 @@ void __cb_shard_remove(struct cb_map *m, struct cb_shard *sh, struct cb_session 
 	if (s->flags & CB_SF_IN_WHEEL)
 		__cb_wheel_unlink(&sh->wheel, sh->slab, idx);
 	cb_state_leave(&sh->st, s);
+	cb_intern_put(m->netns, s->netns_id);
+	cb_intern_put(m->cgroups, s->cgroup_id);
+	if (!(s->flags & (CB_SF_OWNER_KNOWN | CB_SF_OWNER_SOUGHT)))
+		cb_stat_add(&sh->unowned, (uint64_t)-1);
 	memset(s, 0, sizeof(*s)); /* cookie 0: free, for dumps */
 	s->hnext = sh->free_head;
 	sh->free_head = idx;
@@ -608,6 +725,7 @@ void cb_map_stats(const struct cb_map *m, struct cb_map_stats *out)
 		out->evicted += cb_stat_get(&sh->evicted);
 		out->evicted_early += cb_stat_get(&sh->evicted_early);
 		out->refused += cb_stat_get(&sh->refused);
+		out->unowned += cb_stat_get(&sh->unowned);
 		out->reopened += cb_stat_get(&sh->reopened);
 		out->tick_visited += cb_stat_get(&sh->tick_visited);
 		out->tick_reslotted += cb_stat_get(&sh->tick_reslotted);
@@ -615,6 +733,11 @@ void cb_map_stats(const struct cb_map *m, struct cb_map_stats *out)
 		if (cb_stat_get(&sh->max_hold_ns) > out->max_lock_hold_ns)
 			out->max_lock_hold_ns = cb_stat_get(&sh->max_hold_ns);
 	}
+}
+
+void __cb_shard_unowned_add(struct cb_shard *sh, int64_t n)
+{
+	cb_stat_add(&sh->unowned, (uint64_t)n);
 }
 
 void __cb_shard_count_reopen(struct cb_shard *sh)

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "core/comm.h"
+#include "core/intern.h"
 #include "core/session.h"
 #include "core/state.h"
 
@@ -73,6 +74,7 @@ struct cb_map_stats {
 	uint64_t evicted;   /* CLOSED sessions freed after linger */
 	uint64_t evicted_early; /* ... of which freed before it, to make room at the cap */
 	uint64_t refused;   /* inserts refused at max_sessions */
+	uint64_t unowned;   /* sessions with no owner known and none sought yet */
 	uint64_t reopened;  /* an OPEN for a CLOSED session (reconnect on the same socket) */
 	uint64_t tick_visited;     /* wheel entries looked at */
 	uint64_t tick_reslotted;   /* ... of which not due yet: re-slotted */
@@ -99,6 +101,17 @@ bool cb_map_idle_basis_any(const struct cb_map *m);
 uint64_t cb_map_drain_timeout_ns(const struct cb_map *m);
 
 struct cb_comm_table *cb_map_comms(struct cb_map *m);
+/* The map's interned network namespaces and cgroups (cb_session.netns_id,
+ * cgroup_id): a session holds a reference to each of its ids, dropped when
+ * it leaves the map (__cb_shard_remove) or gets a new life. */
+struct cb_intern *cb_map_netns(struct cb_map *m);
+struct cb_intern *cb_map_cgroups(struct cb_map *m);
+/* The netns inode and cgroup id of a session (0 when unknown). */
+uint32_t cb_session_netns(const struct cb_map *m, const struct cb_session *s);
+uint64_t cb_session_cgroup(const struct cb_map *m, const struct cb_session *s);
+/* Set them, moving the session's references. Under the shard lock. */
+void __cb_session_set_netns(struct cb_map *m, struct cb_session *s, uint32_t inode);
+void __cb_session_set_cgroup(struct cb_map *m, struct cb_session *s, uint64_t id);
 uint64_t cb_map_live(const struct cb_map *m);
 void cb_map_stats(const struct cb_map *m, struct cb_map_stats *out);
 
@@ -116,8 +129,27 @@ struct cb_session *__cb_shard_lookup(struct cb_shard *sh, uint64_t cookie);
  * early to make room (bounded search); NULL when there is none (counted as
  * refused). */
 struct cb_session *__cb_shard_insert(struct cb_map *m, struct cb_shard *sh, uint64_t cookie);
-/* Remove from hash and wheel, leave the state gauges, free. */
+/* Give a session its owner (pid, and comm when not NULL or empty), keeping
+ * the unowned gauge. Under the shard lock. */
+void __cb_session_set_owner(struct cb_map *m, struct cb_shard *sh, struct cb_session *s,
+			    uint32_t pid, const char *comm);
+/* An owners pass found nobody holding it: it keeps its last known owner (if
+ * any) and leaves the unowned gauge. */
+void __cb_session_owner_sought(struct cb_shard *sh, struct cb_session *s);
+/* Sessions that have no owner and have not been sought (cheap: a sum of
+ * per-shard gauges). */
+uint64_t cb_map_unowned(const struct cb_map *m);
+
+/* A refused insert: count it once per cookie (apply.h). */
+bool __cb_map_refused_before(struct cb_map *m, uint64_t cookie);
+void __cb_map_note_refused(struct cb_map *m, struct cb_shard *sh, uint64_t cookie);
+
+/* Remove from hash and wheel, leave the state gauges, drop its interned
+ * references, free. */
 void __cb_shard_remove(struct cb_map *m, struct cb_shard *sh, struct cb_session *s);
+
+/* Adjust the unowned gauge (apply.c's reopen). */
+void __cb_shard_unowned_add(struct cb_shard *sh, int64_t n);
 
 /* Count an OPEN that gave a CLOSED session a new life (apply.c). */
 void __cb_shard_count_reopen(struct cb_shard *sh);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <linux/capability.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -22,7 +23,7 @@ static int cap_last(void)
 	return last;
 }
 
-int cb_caps_drop_all(void)
+int cb_caps_keep_only(unsigned long long keep)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
@@ -31,6 +32,8 @@ int cb_caps_drop_all(void)
 	/* The bounding set first: dropping it needs CAP_SETPCAP, which we
 	 * are about to lose. EINVAL: capability unknown to this kernel. */
 	for (int c = 0; c <= last; c++) {
+		if (c < 64 && (keep & (1ull << c)))
+			continue;
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) && errno != EINVAL) {
 			cb_err("dropping capability %d from the bounding set failed: %s", c,
 			       strerror(errno));
@@ -42,6 +45,8 @@ int cb_caps_drop_all(void)
 		return -errno;
 	}
 	memset(data, 0, sizeof(data));
+	for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+		data[i].effective = data[i].permitted = (uint32_t)(keep >> (32 * i));
 	if (syscall(SYS_capset, &hdr, data)) {
 		cb_err("dropping capabilities (capset) failed: %s", strerror(errno));
 		return -errno;
@@ -51,6 +56,21 @@ int cb_caps_drop_all(void)
 		return -errno;
 	}
 	return 0;
+}
+
+int cb_caps_drop_all(void)
+{
+	return cb_caps_keep_only(0);
+}
+
+long long cb_caps_effective_mask(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+	if (syscall(SYS_capget, &hdr, data))
+		return -errno;
+	return (long long)((uint64_t)data[1].effective << 32 | data[0].effective);
 }
 
 int cb_caps_effective_count(void)

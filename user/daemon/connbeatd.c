@@ -10,13 +10,15 @@
  * what to do, and undoes the steps before it):
  *   1. load and pin the programs and maps (loader.c), then attach them:
  *      from here on every record waits in the rings;
- *   2. seed the map from sock_diag and the pinned heartbeats map
- *      (reconcile.c): connections older than the daemon, or every open one
- *      after a restart. Anything that changed meanwhile is in the rings, so
- *      no connection falls in a gap between the dump and the first read;
+ *   2. seed the map from sock_diag in every network namespace, the pinned
+ *      heartbeats map and an owners pass (kernel/reconcile.c): connections
+ *      older than the daemon, or every open one after a restart. Anything
+ *      that changed meanwhile is in the rings, so no connection falls in a
+ *      gap between the dump and the first read;
  *   3. start the ingest thread (ring_ingest.c) and the reconcile thread;
  *   4. serve the control socket (control.c + serve.c) and /metrics;
- *   5. drop every capability, say "ready:".
+ *   5. keep only the capabilities the work in other namespaces needs
+ *      (caps.h), say "ready:".
  * Then the main thread ticks the timing wheel every --tick and waits for
  * signals: SIGHUP reloads --config, SIGTERM/SIGINT stop: no new clients,
  * the programs detached, the rings drained to the last record.
@@ -33,6 +35,7 @@
 #include <unistd.h>
 
 #include "daemon/caps.h"
+#include "kernel/cgroup.h"
 #include "daemon/daemon.h"
 #include "kernel/loader.h"
 #include "common/log.h"
@@ -145,6 +148,22 @@ static void main_loop(struct cb_daemon *d, const sigset_t *sigs, int argc, char 
 	}
 }
 
+/* The ingest thread's hook: remnants to watch, events to stream. */
+static void after_apply(const struct cb_record *recs, unsigned int n, void *ctx)
+{
+	struct cb_daemon *d = ctx;
+
+	for (unsigned int i = 0; i < n; i++) {
+		if (recs[i].kind != CB_REC_CLOSE)
+			continue;
+		if (recs[i].flags & CB_RF_REMNANT)
+			cb_reconcile_note_remnant(d->reconcile, &recs[i]);
+		else if ((recs[i].flags & CB_RF_COUNTERS) && recs[i].ctr.srtt_us)
+			cb_histogram_observe_ns(&d->rtt_hist, recs[i].ctr.srtt_us * 1000ull);
+	}
+	cb_events_publish(d->events, recs, n);
+}
+
 static void describe_ready(struct cb_daemon *d, uint64_t seed_ns)
 {
 	struct cb_reconcile_stats rs;
@@ -155,10 +174,10 @@ static void describe_ready(struct cb_daemon *d, uint64_t seed_ns)
 		snprintf(metrics, sizeof(metrics), "http://%s/metrics", d->opts.metrics);
 	else
 		snprintf(metrics, sizeof(metrics), "off");
-	cb_info("ready: %llu sessions seeded from %llu sockets in %.1f ms; control socket %s; "
-		"metrics %s; pin dir %s",
-		(unsigned long long)rs.seeded, (unsigned long long)rs.diag_sockets,
-		seed_ns / 1e6, d->opts.socket_path, metrics, cb_loader_pin_dir(d->loader));
+	cb_info("ready: %llu sessions seeded from %llu network namespaces in %.1f ms; control "
+		"socket %s; metrics %s; pin dir %s",
+		(unsigned long long)rs.seeded, (unsigned long long)rs.netns, seed_ns / 1e6,
+		d->opts.socket_path, metrics, cb_loader_pin_dir(d->loader));
 }
 
 static void report_stop(struct cb_daemon *d)
@@ -215,6 +234,7 @@ static int run_daemon(struct cb_daemon *d, int argc, char **argv)
 	d->start_unix = (double)time(NULL);
 	cb_histogram_init(&d->tick_hist, cb_hist_bounds_latency, cb_hist_nbounds_latency);
 	cb_histogram_init(&d->ingest_hist, cb_hist_bounds_latency, cb_hist_nbounds_latency);
+	cb_histogram_init(&d->rtt_hist, cb_hist_bounds_latency, cb_hist_nbounds_latency);
 	d->map = cb_map_new(&mc, d->start_ns);
 	if (!d->map) {
 		cb_err("cannot allocate the session map for --max-sessions %llu: %s",
@@ -228,21 +248,33 @@ static int run_daemon(struct cb_daemon *d, int argc, char **argv)
 	if (cb_loader_attach(d->loader))
 		return 1;
 
+	/* cgroup ids to paths: a host without cgroup2 runs on with cgroup null */
+	if (cb_cgroups_open(&d->cgroups) == -ENOENT)
+		cb_info("no cgroup2 mount: rows have no cgroup");
+	/* the owners pass needs the privileges of a loader: open it now; a
+	 * kernel without task_file iterators runs on without it */
+	if (cb_owners_open(&d->owners, o->verbose))
+		cb_warn("owners: rows show the processes the programs saw only (connect(), "
+			"send, receive); accepted sockets that never moved data have none");
 	ro.map = d->map;
 	ro.heartbeats_fd = cb_loader_map_fd(d->loader, CB_LMAP_HEARTBEATS);
+	ro.lost_fd = cb_loader_map_fd(d->loader, CB_LMAP_LOST);
+	ro.stats_fd = cb_loader_map_fd(d->loader, CB_LMAP_STATS);
 	ro.interval_ns = o->reconcile_ns;
-	ro.beat_interval_ns = o->beat_interval_ns;
+	ro.sweep_period_ns = o->sweep_period_ns;
+	ro.owners = d->owners;
 	if (cb_reconcile_new(&d->reconcile, &ro))
 		return 1;
 	seed_start = mono_ns();
-	err = cb_reconcile_pass(d->reconcile, true);
+	err = cb_reconcile_seed(d->reconcile);
 	if (err)
 		cb_warn("start-up seeding failed (%s): connections older than connbeatd appear "
-			"only as they send data or at the next reconciliation",
+			"only as they send data or as the background sweep finds them",
 			strerror(-err));
 	seed_start = mono_ns() - seed_start;
 
-	if (cb_ingest_start(&d->ingest, d->loader, d->map, &d->ingest_hist))
+	if (cb_events_new(&d->events, d) ||
+	    cb_ingest_start(&d->ingest, d->loader, d->map, &d->ingest_hist, after_apply, d))
 		return 1;
 	if (cb_reconcile_start(d->reconcile))
 		goto stop;
@@ -252,9 +284,10 @@ static int run_daemon(struct cb_daemon *d, int argc, char **argv)
 	    cb_metrics_start(&d->metrics, o->metrics, cb_daemon_collect, d))
 		goto stop;
 	/* Everything privileged is done: the maps, programs and sockets are
-	 * open. What is left (ring reads, map lookups and deletes by fd,
-	 * sock_diag dumps, /proc/PID/comm) needs no capability. */
-	if (cb_caps_drop_all())
+	 * open. What is left needs no capability (ring reads, map lookups and
+	 * deletes by fd, iterator reads, sock_diag in our own netns) but
+	 * entering other network namespaces and destroying sockets there. */
+	if (cb_caps_keep_only(CB_CAPS_KEPT))
 		goto stop;
 	describe_ready(d, seed_start);
 	main_loop(d, &sigs, argc, argv);
@@ -290,6 +323,9 @@ int main(int argc, char **argv)
 	rc = run_daemon(&d, argc, argv);
 	cb_ingest_free(d.ingest);
 	cb_reconcile_free(d.reconcile);
+	cb_owners_close(d.owners);
+	cb_events_free(d.events);
+	cb_cgroups_close(d.cgroups);
 	cb_loader_close(d.loader);
 	cb_map_free(d.map);
 	return rc;

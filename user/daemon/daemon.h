@@ -16,7 +16,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/filter.h"
 #include "daemon/control.h"
+#include "daemon/events.h"
 #include "kernel/loader.h"
 #include "daemon/metrics.h"
 #include "daemon/options.h"
@@ -34,19 +36,34 @@ struct cb_daemon {
 	struct cb_loader *loader;
 	struct cb_ingest *ingest;
 	struct cb_reconciler *reconcile;
+	struct cb_owners *owners;
+	struct cb_cgroups *cgroups;  /* cgroup ids to paths; NULL without cgroup2 */
+	struct cb_events *events;    /* the `connbeat events` streams */
 	struct cb_control *control;
 	struct cb_metrics_server *metrics;
 	struct cb_histogram tick_hist;   /* one wheel tick (all its rounds) */
 	struct cb_histogram ingest_hist; /* one ingest batch */
+	struct cb_histogram rtt_hist;    /* srtt of connections as they close */
 	uint64_t bpf_base[CB_STAT_MAX];  /* the programs' counters at start-up */
 	uint64_t start_ns;
 	double start_unix;
-	_Atomic uint64_t requests[4];    /* by enum cb_msg_type of a request (1..3); 0: bad */
+	_Atomic uint64_t requests[CB_MSG_REQ_MAX]; /* by request type; 0: bad */
 	_Atomic uint64_t reloads;
+	_Atomic uint64_t kills; /* sockets destroyed by `connbeat kill` */
 };
 
 /* Serve one control client (cb_control_serve_fn; ctx = struct cb_daemon). */
 void cb_serve_client(int fd, const struct ucred *peer, void *ctx);
+
+/* The handlers of serve.c that live in files of their own. */
+int cb_serve_summary(struct cb_daemon *d, int fd, const struct cb_summary_req *req);
+int cb_serve_events(struct cb_daemon *d, int fd, const struct cb_events_req *req);
+/* What serve.c shares with them: a session as a row (under its shard
+ * lock), a filter made ready for the map (free *bits afterwards). */
+void cb_serve_to_row(struct cb_daemon *d, const struct cb_session *s, uint64_t now,
+		     struct cb_row *r);
+int cb_serve_prepare(struct cb_daemon *d, const struct cb_filter *f, struct cb_match *mt,
+		     uint64_t **bits);
 
 /* Every metric of the daemon (cb_metrics_collect_fn; ctx = struct cb_daemon). */
 void cb_daemon_collect(struct cb_metrics_sink *sink, void *ctx);

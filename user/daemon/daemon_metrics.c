@@ -53,7 +53,11 @@ static void sessions(struct cb_metrics_sink *k, struct cb_daemon *d)
 	    "CLOSED sessions given a new life by a reconnect on the same socket",
 	    (double)ms.reopened);
 	one(k, "connbeat_sessions_refused_total", CB_METRIC_COUNTER,
-	    "New sessions refused because the map was at --max-sessions", (double)ms.refused);
+	    "New connections refused because the map was at --max-sessions (each once)",
+	    (double)ms.refused);
+	one(k, "connbeat_sessions_unowned", CB_METRIC_GAUGE,
+	    "Sessions whose owner is not known yet (an owners pass will look)",
+	    (double)ms.unowned);
 	one(k, "connbeat_evictions_total", CB_METRIC_COUNTER,
 	    "CLOSED sessions evicted (after --linger, or earlier to make room at the cap)",
 	    (double)ms.evicted);
@@ -133,6 +137,10 @@ static void rings(struct cb_metrics_sink *k, struct cb_daemon *d)
 		    "Heartbeats entries created by the data path (socket older than the "
 		    "programs, or its open was missed)",
 		    (double)bpf[CB_STAT_MAP_SEEDED]);
+		one(k, "connbeat_close_records_lost_total", CB_METRIC_COUNTER,
+		    "CLOSE records the programs could not reserve (the close is reported at "
+		    "socket destruction, and its netns repaired)",
+		    (double)bpf[CB_STAT_CLOSE_LOST]);
 	}
 	k->family(k, "connbeat_ringbuf_pending_bytes", CB_METRIC_GAUGE,
 		  "Bytes waiting in each ring right now");
@@ -162,8 +170,7 @@ static void reconcile(struct cb_metrics_sink *k, struct cb_daemon *d)
 	if (d->reconcile)
 		cb_reconcile_stats(d->reconcile, &rs);
 	k->family(k, "connbeat_reconcile_corrections_total", CB_METRIC_COUNTER,
-		  "Sessions corrected by reconciliation with sock_diag and the heartbeats map, "
-		  "by kind");
+		  "What the kernel failed to report and reconciliation repaired, by kind");
 	for (unsigned int c = 0; c < CB_CORR_COUNT; c++) {
 		snprintf(l, sizeof(l), "kind=\"%s\"", cb_correction_name(c));
 		k->sample(k, l, (double)rs.corrections[c]);
@@ -171,17 +178,73 @@ static void reconcile(struct cb_metrics_sink *k, struct cb_daemon *d)
 	one(k, "connbeat_reconcile_passes_total", CB_METRIC_COUNTER,
 	    "Completed reconciliation passes", (double)rs.passes);
 	one(k, "connbeat_reconcile_failures_total", CB_METRIC_COUNTER,
-	    "Reconciliation passes that failed (see the log)", (double)rs.failures);
+	    "Reconciliation passes in which a step failed (see the log)", (double)rs.failures);
 	one(k, "connbeat_reconcile_last_duration_seconds", CB_METRIC_GAUGE,
 	    "Duration of the last reconciliation pass", (double)rs.last_pass_ns / 1e9);
+	one(k, "connbeat_reconcile_repairs_total", CB_METRIC_COUNTER,
+	    "Network namespaces dumped whole and repaired because records were lost there",
+	    (double)rs.repairs);
+	one(k, "connbeat_reconcile_lookups_total", CB_METRIC_COUNTER,
+	    "Sockets looked up one by one in the kernel (verifications, remnants, queries)",
+	    (double)rs.lookups);
 	one(k, "connbeat_sessions_seeded_total", CB_METRIC_COUNTER,
 	    "Sessions found at start-up (opened before connbeatd)", (double)rs.seeded);
+	one(k, "connbeat_netns", CB_METRIC_GAUGE,
+	    "Network namespaces tracked (the daemon's own, every process's, /run/netns)",
+	    (double)rs.netns);
+	k->family(k, "connbeat_netns_dump_failures_total", CB_METRIC_COUNTER,
+		  "Network namespaces that could not be read, by reason (nothing is changed there)");
+	for (unsigned int c = 0; c < CB_DUMPFAIL_COUNT; c++) {
+		snprintf(l, sizeof(l), "reason=\"%s\"", cb_dump_failure_name(c));
+		k->sample(k, l, (double)rs.dump_failures[c]);
+	}
+	one(k, "connbeat_sweep_cycles_total", CB_METRIC_COUNTER,
+	    "Complete background sweeps (every socket of every netns read once)",
+	    (double)rs.sweep_cycles);
+	one(k, "connbeat_sweep_sockets_total", CB_METRIC_COUNTER, "Sockets read by the sweep",
+	    (double)rs.sweep_sockets);
+	one(k, "connbeat_sweep_budget_sockets", CB_METRIC_GAUGE,
+	    "Sockets one sweep tick may read now (sessions x interval / --sweep-period)",
+	    (double)rs.sweep_budget);
+	one(k, "connbeat_sweep_tick_max_sockets", CB_METRIC_GAUGE,
+	    "Most sockets one sweep tick has read", (double)rs.sweep_tick_max);
+	one(k, "connbeat_sweep_last_cycle_seconds", CB_METRIC_GAUGE,
+	    "Duration of the last complete sweep", (double)rs.sweep_last_cycle_ns / 1e9);
+	one(k, "connbeat_remnants", CB_METRIC_GAUGE,
+	    "FIN_WAIT2 timewait remnants watched (sessions DRAINING until the kernel drops them)",
+	    (double)rs.remnants);
+	one(k, "connbeat_owners_passes_total", CB_METRIC_COUNTER,
+	    "Owners passes (which process holds each socket)", (double)rs.owners_passes);
+	one(k, "connbeat_owners_last_pass_seconds", CB_METRIC_GAUGE,
+	    "Duration of the last owners pass", (double)rs.owners_last_ns / 1e9);
+	one(k, "connbeat_owners_set_total", CB_METRIC_COUNTER,
+	    "Sessions given (or corrected to) the owner an owners pass found",
+	    (double)rs.owners_set);
 	one(k, "connbeat_heartbeats_entries", CB_METRIC_GAUGE,
-	    "Entries of the pinned heartbeats map at the last reconciliation",
-	    (double)rs.heartbeats);
+	    "Entries of the pinned heartbeats map read at start-up", (double)rs.heartbeats);
 	one(k, "connbeat_heartbeats_capacity", CB_METRIC_GAUGE,
 	    "Capacity of the heartbeats map (LRU: the oldest entries go when it is full)",
 	    (double)d->opts.max_sessions);
+}
+
+static void actions(struct cb_metrics_sink *k, struct cb_daemon *d)
+{
+	struct cb_events_stats es;
+
+	cb_events_stats(d->events, &es);
+	one(k, "connbeat_kills_total", CB_METRIC_COUNTER,
+	    "Connections destroyed by connbeat kill (and drain --kill-after)",
+	    (double)atomic_load_explicit(&d->kills, memory_order_relaxed));
+	one(k, "connbeat_events_subscribers", CB_METRIC_GAUGE,
+	    "Clients streaming connbeat events now", (double)es.subscribers);
+	one(k, "connbeat_events_delivered_total", CB_METRIC_COUNTER,
+	    "Lifecycle events sent to connbeat events clients", (double)es.delivered);
+	one(k, "connbeat_events_missed_total", CB_METRIC_COUNTER,
+	    "Lifecycle events a slow connbeat events client missed (it was told)",
+	    (double)es.missed);
+	k->family(k, "connbeat_close_rtt_seconds", CB_METRIC_HISTOGRAM,
+		  "Smoothed RTT of connections as they close (the kernel's srtt)");
+	k->histogram(k, NULL, &d->rtt_hist);
 }
 
 static void programs(struct cb_metrics_sink *k, struct cb_daemon *d)
@@ -222,6 +285,7 @@ void cb_daemon_collect(struct cb_metrics_sink *k, void *ctx)
 	sessions(k, d);
 	rings(k, d);
 	reconcile(k, d);
+	actions(k, d);
 	programs(k, d);
 	one(k, "connbeat_control_clients", CB_METRIC_GAUGE,
 	    "Clients connected to the control socket now",

@@ -58,6 +58,9 @@ static const struct opt_desc opts[] = {
 	  "session-map shards, a power of two (default: from the core count)" },
 	{ "reconcile-interval", OPT_DURATION, F(reconcile_ns), 100 * CB_NSEC_PER_MSEC, DAY, true,
 	  false, "DUR", "how often to reconcile with the kernel (sock_diag, heartbeats map; default 5s)" },
+	{ "sweep-period", OPT_DURATION, F(sweep_period_ns), CB_NSEC_PER_SEC, DAY, false, false,
+	  "DUR", "check every socket of every network namespace once per DUR, in small steps "
+	  "(default 2m)" },
 	{ "pin-dir", OPT_STRING, F(pin_dir), 0, 0, false, false, "DIR",
 	  "where the BPF maps are pinned (default " CB_DEFAULT_PIN_DIR ")" },
 	{ "socket", OPT_STRING, F(socket_path), 0, 0, false, false, "PATH",
@@ -68,7 +71,8 @@ static const struct opt_desc opts[] = {
 	  "key = value settings, keys are these flags' names (default " CB_DEFAULT_CONFIG
 	  " if it exists)" },
 	{ "beat-interval", OPT_DURATION, F(beat_interval_ns), 0, 3600 * CB_NSEC_PER_SEC, false, false,
-	  "DUR", "at most one kernel heartbeat per connection per CPU per DUR (default 1s; 0: every event)" },
+	  "DUR", "at most one kernel heartbeat per connection per CPU per DUR (default: a quarter "
+	  "of --idle, at most 1s; 0: every event)" },
 	{ "events-ring-size", OPT_SIZE, F(events_ring_size), 4096, 1ULL << 30, false, false, "BYTES",
 	  "lifecycle ring buffer size, a power of two (default 8M)" },
 	{ "beats-ring-size", OPT_SIZE, F(beats_ring_size), 4096, 1ULL << 30, false, false, "BYTES",
@@ -90,6 +94,7 @@ void cb_options_defaults(struct cb_options *o)
 	o->tick_ns = 100 * CB_NSEC_PER_MSEC;
 	o->max_sessions = CB_DEFAULT_MAX_SESSIONS;
 	o->reconcile_ns = 5 * CB_NSEC_PER_SEC;
+	o->sweep_period_ns = 120 * CB_NSEC_PER_SEC;
 	o->beat_interval_ns = CB_NSEC_PER_SEC;
 	o->events_ring_size = CB_DEFAULT_EVENTS_RING_BYTES;
 	o->beats_ring_size = CB_DEFAULT_BEATS_RING_BYTES;
@@ -170,6 +175,8 @@ int cb_options_set(struct cb_options *o, const char *name, const char *value, ch
 		return set_err(err, errlen, -ENOENT, "unknown option '%s' (see connbeatd --help)",
 			       name);
 	field = (char *)o + d->offset;
+	if (field == (char *)&o->beat_interval_ns)
+		o->beat_interval_given = true;
 
 	switch (d->kind) {
 	case OPT_FLAG:
@@ -373,6 +380,27 @@ int cb_options_parse_argv(struct cb_options *o, int argc, char **argv)
 	return 0;
 }
 
+static int check_beat_interval(struct cb_options *o)
+{
+	char a[32], b[32], c[32];
+
+	if (!o->beat_interval_given) {
+		o->beat_interval_ns = o->idle_ns / 4 < CB_NSEC_PER_SEC ? o->idle_ns / 4 :
+									 CB_NSEC_PER_SEC;
+		return 0;
+	}
+	if (!o->beat_interval_ns || o->idle_ns >= 2 * o->beat_interval_ns)
+		return 0;
+	/* no usage text: it also runs on SIGHUP, into the journal */
+	fprintf(stderr, "connbeatd: --idle %s is shorter than twice --beat-interval %s: a busy "
+		"connection reports once per beat interval, so it would flap between stale "
+		"and active; set --beat-interval %s or less (or leave it out: it follows --idle)\n",
+		cb_format_duration(o->idle_ns, a, sizeof(a)),
+		cb_format_duration(o->beat_interval_ns, b, sizeof(b)),
+		cb_format_duration(o->idle_ns / 2, c, sizeof(c)));
+	return -EINVAL;
+}
+
 int cb_options_resolve(struct cb_options *o, int argc, char **argv)
 {
 	struct cb_options first;
@@ -393,13 +421,25 @@ int cb_options_resolve(struct cb_options *o, int argc, char **argv)
 	}
 	snprintf(o->config, sizeof(o->config), "%s", first.config);
 	o->config_given = first.config_given;
-	return cb_options_parse_argv(o, argc, argv);
+	ret = cb_options_parse_argv(o, argc, argv);
+	if (ret)
+		return ret;
+	return check_beat_interval(o);
 }
 
 int cb_options_reload(struct cb_options *cur, const struct cb_options *next)
 {
 	int changed = 0;
 
+	if (next->idle_ns < 2 * cur->beat_interval_ns && cur->beat_interval_ns) {
+		char a[32], b[32];
+
+		cb_err("reload: --idle %s is shorter than twice the running --beat-interval %s "
+		       "(which needs a restart to change): keeping the current settings",
+		       cb_format_duration(next->idle_ns, a, sizeof(a)),
+		       cb_format_duration(cur->beat_interval_ns, b, sizeof(b)));
+		return 0;
+	}
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const struct opt_desc *d = &opts[i];
 		size_t sz = d->kind == OPT_STRING ? d->size :
@@ -411,6 +451,8 @@ int cb_options_reload(struct cb_options *cur, const struct cb_options *next)
 
 		if (d->kind == OPT_HELP || !memcmp(a, b, sz))
 			continue;
+		if (!strcmp(d->name, "beat-interval") && !next->beat_interval_given)
+			continue; /* derived from --idle: follows it on restart only */
 		if (!d->reloadable) {
 			cb_warn("reload: '%s' changed in the configuration but needs a restart to "
 				"take effect; keeping the running value", d->name);

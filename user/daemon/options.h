@@ -34,6 +34,7 @@ struct cb_options {
 	uint64_t max_sessions;     /* --max-sessions */
 	uint32_t shards;           /* --shards (0 = from the core count) */
 	uint64_t reconcile_ns;     /* --reconcile-interval */
+	uint64_t sweep_period_ns;  /* --sweep-period: every socket checked once per period */
 	/* where */
 	char pin_dir[256];     /* --pin-dir */
 	char socket_path[108]; /* --socket (sun_path size) */
@@ -42,6 +43,7 @@ struct cb_options {
 	bool config_given;     /* --config was given: a missing file is an error */
 	/* kernel side */
 	uint64_t beat_interval_ns; /* --beat-interval: per CPU per connection */
+	bool beat_interval_given;  /* ... set explicitly (else derived from --idle) */
 	uint64_t events_ring_size; /* --events-ring-size */
 	uint64_t beats_ring_size;  /* --beats-ring-size */
 	/* modes */
@@ -75,7 +77,11 @@ int cb_options_load_file(struct cb_options *o, const char *path, bool must_exist
 int cb_options_parse_argv(struct cb_options *o, int argc, char **argv);
 
 /* defaults -> config file (o->config, or the default path if it exists) ->
- * argv. Same return convention as cb_options_parse_argv(). */
+ * argv, then the settings that depend on each other: --beat-interval, when
+ * not given, is derived from --idle (a quarter of it, at most 1 s); given,
+ * --idle must be at least twice it, or busy connections would flap between
+ * STALE and ACTIVE between two beats (a usage error that says what to set).
+ * Same return convention as cb_options_parse_argv(). */
 int cb_options_resolve(struct cb_options *o, int argc, char **argv);
 
 /* Copy the reloadable settings of `next` into `cur`; log each change, and

@@ -1,15 +1,24 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * serve.c — the control requests: DUMP, STATS and DRAIN (wire format:
- * include/connbeat_proto.h), on the client's own thread (control.c).
+ * serve.c — the control requests (wire format: include/connbeat_proto.h),
+ * on the client's own thread (control.c).
  *
  * A dump streams: cb_map_dump() copies at most a chunk of sessions per
- * shard-lock hold into this client's buffer, the rows are written with no
- * lock held, and the next chunk follows. A client that stops reading only
- * blocks its own thread (until the send timeout drops it); ingestion and the
- * wheel never wait for it. The one exception to streaming is `stale
- * --limit N`, which must find the N most idle sessions: it keeps a heap of
- * N rows, still without holding any lock across the walk.
+ * shard-lock hold into this client's buffer, the rows are refreshed from
+ * the kernel and written with no lock held, and the next chunk follows. A
+ * client that stops reading only blocks its own thread (until the send
+ * timeout drops it); ingestion and the wheel never wait for it. A top-N
+ * (--sort with --limit) keeps a heap of N rows, still without holding any
+ * lock across the walk, and reads the kernel for those N only.
+ *
+ * A row is the kernel's truth (design.md §3): the first CB_FRESH_ROWS rows
+ * of a reply are read from the kernel as they are sent — clocks and the
+ * owner's pid from the heartbeats map, TCP state, byte and segment totals,
+ * retransmits, RTT and cgroup from sock_diag, looked up exactly (cookie and
+ * tuple) in the socket's own network namespace, in batches. Rows past those
+ * carry the map's values: as of the last record or sweep. Before a reply,
+ * an owners pass runs when sessions of unknown owner exist and the last
+ * pass is older than CB_OWNERS_FRESH_NS.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -17,17 +26,22 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon/daemon.h"
-#include "core/filter.h"
 #include "common/log.h"
-#include "kernel/proc.h"
 #include "common/proto.h"
+#include "core/filter.h"
 #include "core/state.h"
+#include "daemon/daemon.h"
+#include "kernel/cgroup.h"
+#include "kernel/hbmap.h"
+#include "kernel/proc.h"
+#include "kernel/record.h"
 
 #pragma GCC poison u8 u16 u32 u64
 
 /* Requests are small; anything bigger is refused unread. */
 #define REQUEST_CAP 4096
+#define CB_FRESH_ROWS 10000
+#define CB_OWNERS_FRESH_NS (200ull * 1000 * 1000)
 
 static uint64_t mono_ns(void)
 {
@@ -37,62 +51,53 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-struct dump {
-	struct cb_daemon *d;
-	const struct cb_dump_req *req;
-	uint64_t now;
-	bool basis_any;
-	uint64_t idle_ns, drain_ns; /* the daemon's thresholds */
-	int hb_fd;                  /* the pinned heartbeats map, -1: none */
-	uint32_t fresh_left;        /* rows still to refresh from it */
-	struct cb_filter nopid;     /* the filter without --pid (see dump_match) */
-};
-
-/*
- * Counters and clocks reach the map with throttled heartbeats and with each
- * reconciliation, so a connection that just moved data may be up to a beat
- * interval (busy) or a reconcile interval (gone quiet) behind. For an
- * interactive answer, the first CB_FRESH_ROWS rows of a dump are refreshed
- * from the kernel's own map entry: one lookup each, no lock held; beyond
- * that a dump of millions streams the map's values as they are.
- */
-#define CB_FRESH_ROWS 10000
-
-/* Runs under the shard lock for every session: compares only. */
-static bool dump_match(const struct cb_session *s, void *ctx)
-{
-	const struct dump *q = ctx;
-	unsigned int st;
-	uint64_t idle;
-
-	/* An accepted socket's owner reaches the map with a beat or the next
-	 * reconciliation; until then the kernel's entry knows it: let --pid
-	 * pass such a session here, refresh_row() decides from that entry. */
-	if (!cb_filter_match(&q->req->filter, s) &&
-	    (!(q->req->filter.fields & CB_FLT_PID) || (s->flags & CB_SF_OWNER_KNOWN) ||
-	     !cb_filter_match(&q->nopid, s)))
-		return false;
-	if (q->req->mode != CB_DUMP_STALE)
-		return true;
-	st = cb_session_state(s);
-	if (st == CB_ST_CLOSED)
-		return false;
-	idle = cb_session_idle_ns(s, q->now, q->basis_any);
-	if (q->req->idle_ns)
-		return idle >= q->req->idle_ns;
-	if (st == CB_ST_STALE)
-		return true;
-	return idle >= (st == CB_ST_DRAINING ? q->drain_ns : q->idle_ns);
-}
-
 static uint64_t since(uint64_t now, uint64_t t)
 {
 	return now > t ? now - t : 0;
 }
 
-static void to_row(const struct dump *q, const struct cb_session *s, struct cb_row *r)
+/* ---- a filter made ready for the map ---------------------------------------- */
+
+struct prepared {
+	struct cb_match mt;
+	uint64_t *cgroup_bits;
+};
+
+/* Resolve the filter's netns and cgroup against the map: the cgroup and its
+ * descendants become a bitmap over the interned cgroup ids in use. */
+static int prepare(struct cb_daemon *d, const struct cb_filter *f, struct prepared *p)
 {
-	const char *comm = cb_comm_name(cb_map_comms(q->d->map), s->comm_id);
+	memset(p, 0, sizeof(*p));
+	if (f->fields & CB_FLT_CGROUP) {
+		struct cb_intern *ids = cb_map_cgroups(d->map);
+		char path[CB_CGROUP_PATH_MAX];
+
+		p->cgroup_bits = calloc(CB_CGROUP_BITMAP_WORDS, sizeof(uint64_t));
+		if (!p->cgroup_bits)
+			return -ENOMEM;
+		for (uint32_t id = 1; id <= CB_INTERN_MAX && d->cgroups; id++) {
+			uint64_t cg = cb_intern_key(ids, (uint16_t)id);
+
+			if (cg && !cb_cgroups_path(d->cgroups, cg, path, sizeof(path)) &&
+			    cb_cgroup_path_under(path, f->cgroup))
+				p->cgroup_bits[id / 64] |= 1ull << (id % 64);
+		}
+	}
+	cb_match_init(&p->mt, f, d->map, p->cgroup_bits);
+	return 0;
+}
+
+static void unprepare(struct prepared *p)
+{
+	free(p->cgroup_bits);
+}
+
+/* ---- rows -------------------------------------------------------------------- */
+
+static void to_row(struct cb_daemon *d, const struct cb_session *s, uint64_t now, bool basis_any,
+		   struct cb_row *r)
+{
+	const char *comm = cb_comm_name(cb_map_comms(d->map), s->comm_id);
 
 	memset(r, 0, sizeof(*r));
 	r->cookie = s->cookie;
@@ -100,7 +105,8 @@ static void to_row(const struct dump *q, const struct cb_session *s, struct cb_r
 	memcpy(r->daddr, s->daddr, 16);
 	r->sport = s->sport;
 	r->dport = s->dport;
-	r->netns = s->netns;
+	r->netns = cb_session_netns(d->map, s);
+	r->cgroup_id = cb_session_cgroup(d->map, s);
 	r->family = (s->flags & CB_SF_FAMILY6) ? 6 : 4;
 	r->tcp_state = s->tcp_state < CB_TCP_MAX_STATES ? s->tcp_state : 0;
 	r->state = cb_session_state(s);
@@ -113,15 +119,24 @@ static void to_row(const struct dump *q, const struct cb_session *s, struct cb_r
 	}
 	if (s->flags & CB_SF_OPERATOR_DRAIN)
 		r->flags |= CB_ROW_OPERATOR_DRAIN;
-	r->idle_ns = cb_session_idle_ns(s, q->now, q->basis_any);
-	r->seen_ns = since(q->now, s->last_seen_ns);
-	r->age_ns = since(q->now, s->first_seen_ns);
+	if (s->flags & CB_SF_REMNANT)
+		r->flags |= CB_ROW_REMNANT;
+	if (s->resets & CB_RESETS_SENT)
+		r->flags |= CB_ROW_RST_SENT;
+	if (s->resets & CB_RESETS_RECEIVED)
+		r->flags |= CB_ROW_RST_RECEIVED;
+	if (s->resets & CB_RESETS_PASSIVE)
+		r->flags |= CB_ROW_LISTENING_SIDE;
+	r->idle_ns = cb_session_idle_ns(s, now, basis_any);
+	r->seen_ns = since(now, s->last_seen_ns);
+	r->age_ns = since(now, s->first_seen_ns);
 	r->tx_bytes = s->tx_bytes;
 	r->rx_bytes = s->rx_bytes;
 	r->segs_in = s->segs_in;
 	r->segs_out = s->segs_out;
 	r->retrans = s->retrans;
-	r->resets = s->resets;
+	r->resets = s->resets & CB_RESETS_COUNT_MAX;
+	r->rtt_us = cb_rtt_decode(s->rtt);
 }
 
 static uint64_t min64(uint64_t a, uint64_t b)
@@ -129,46 +144,254 @@ static uint64_t min64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-/* Bring a row up to date with the kernel's heartbeats entry. False when the
- * row no longer belongs in the dump: a stale dump's row that was active
- * after all, or a --pid dump's row whose owner turns out to be another. */
-static bool refresh_row(struct dump *q, struct cb_row *r)
-{
-	const struct cb_filter *f = &q->req->filter;
-	bool as_is = !(f->fields & CB_FLT_PID) || (r->flags & CB_ROW_OWNER_KNOWN);
-	struct cb_heartbeat hb;
-	uint64_t data_ago, seen_ago;
+/* What the kernel says of a batch of rows. */
+struct fresh {
+	struct cb_row *rows;
+	size_t n;
+	bool *found;
+};
 
-	if (q->hb_fd < 0 || !q->fresh_left || r->state == CB_ST_CLOSED)
-		return as_is;
-	q->fresh_left--;
-	if (cb_heartbeat_read_fd(q->hb_fd, r->cookie, &hb))
-		return as_is; /* no entry: closing, or evicted by the kernel's LRU */
-	if (hb.pid && !(r->flags & CB_ROW_OWNER_KNOWN)) {
-		/* an accepted socket's first reader, not yet merged by a
-		 * reconciliation */
-		cb_proc_comm(hb.pid, r->comm);
-		r->pid = hb.pid;
-		r->flags |= CB_ROW_OWNER_KNOWN;
+static struct cb_row *find_row(struct fresh *fr, uint64_t cookie, size_t *at)
+{
+	for (size_t i = 0; i < fr->n; i++)
+		if (fr->rows[i].cookie == cookie) {
+			*at = i;
+			return &fr->rows[i];
+		}
+	return NULL;
+}
+
+static int on_fresh(const struct cb_diag_sock *ds, void *ctx)
+{
+	struct fresh *fr = ctx;
+	size_t at;
+	struct cb_row *r = find_row(fr, ds->cookie, &at);
+
+	if (!r)
+		return 0;
+	fr->found[at] = true;
+	if (ds->timewait && ds->state != CB_TCP_FIN_WAIT2) {
+		/* TIME_WAIT: the connection is over (the CLOSE is on its way) */
+		fr->found[at] = false;
+		return 0;
 	}
-	if (hb.tx_bytes > r->tx_bytes)
-		r->tx_bytes = hb.tx_bytes;
-	if (hb.rx_bytes > r->rx_bytes)
-		r->rx_bytes = hb.rx_bytes;
-	data_ago = since(q->now, hb.last_data_ns);
-	seen_ago = since(q->now, hb.last_seen_ns);
-	r->seen_ns = min64(r->seen_ns, seen_ago);
-	r->idle_ns = min64(r->idle_ns, q->basis_any ? seen_ago : data_ago);
-	/* the next heartbeat would revive it: say so now */
-	if (r->state == CB_ST_STALE && r->idle_ns < q->idle_ns)
-		r->state = CB_ST_ACTIVE;
-	if ((f->fields & CB_FLT_PID) && (!(r->flags & CB_ROW_OWNER_KNOWN) || r->pid != f->pid))
-		return false;
+	r->tcp_state = ds->state;
+	if (ds->timewait)
+		r->flags |= CB_ROW_REMNANT;
+	if (ds->has_info) {
+		r->tx_bytes = ds->bytes_acked;
+		r->rx_bytes = ds->bytes_received;
+		r->segs_in = ds->segs_in;
+		r->segs_out = ds->segs_out;
+		r->retrans = ds->total_retrans;
+		r->rtt_us = ds->rtt_us;
+	}
+	if (ds->cgroup_id)
+		r->cgroup_id = ds->cgroup_id;
+	return 0;
+}
+
+static int by_netns(const void *a, const void *b)
+{
+	const struct cb_lookup *x = a, *y = b;
+
+	return x->netns < y->netns ? -1 : x->netns > y->netns;
+}
+
+/*
+ * Bring rows up to date with the kernel: the heartbeats entry (clocks, the
+ * pid of a socket's first reader) and sock_diag (state and totals). A row
+ * whose socket the kernel no longer has is shown closed. `limit` counts down
+ * how many rows a reply may still refresh.
+ */
+static void refresh_rows(struct cb_daemon *d, struct cb_row *rows, size_t n, uint64_t now,
+			 bool basis_any, uint32_t *limit)
+{
+	int hb_fd = d->loader ? cb_loader_map_fd(d->loader, CB_LMAP_HEARTBEATS) : -1;
+	uint64_t idle_ns = cb_map_idle_ns(d->map);
+	struct cb_lookup *look = calloc(n ? n : 1, sizeof(*look));
+	bool *found = calloc(n ? n : 1, sizeof(*found));
+	struct fresh fr = { .rows = rows, .n = n, .found = found };
+	size_t nl = 0;
+
+	if (!look || !found || !*limit)
+		goto out;
+	for (size_t i = 0; i < n && *limit; i++) {
+		struct cb_row *r = &rows[i];
+		struct cb_heartbeat hb;
+
+		if (r->state == CB_ST_CLOSED)
+			continue;
+		(*limit)--;
+		if (hb_fd >= 0 && !cb_heartbeat_read_fd(hb_fd, r->cookie, &hb)) {
+			if (hb.pid && !(r->flags & CB_ROW_OWNER_KNOWN)) {
+				/* a socket's first reader, not yet in the map */
+				cb_proc_comm(hb.pid, r->comm);
+				r->pid = hb.pid;
+				r->flags |= CB_ROW_OWNER_KNOWN;
+			}
+			r->seen_ns = min64(r->seen_ns, since(now, hb.last_seen_ns));
+			r->idle_ns = min64(r->idle_ns, since(now, basis_any ? hb.last_seen_ns :
+									      hb.last_data_ns));
+		}
+		if (d->reconcile && r->netns) {
+			look[nl].netns = r->netns;
+			look[nl].key.cookie = r->cookie;
+			look[nl].key.family = r->family;
+			look[nl].key.sport = r->sport;
+			look[nl].key.dport = r->dport;
+			memcpy(look[nl].key.saddr, r->saddr, 16);
+			memcpy(look[nl].key.daddr, r->daddr, 16);
+			nl++;
+		}
+		/* the next heartbeat would revive it: say so now */
+		if (r->state == CB_ST_STALE && r->idle_ns < idle_ns)
+			r->state = CB_ST_ACTIVE;
+	}
+	if (!nl)
+		goto out;
+	qsort(look, nl, sizeof(*look), by_netns);
+	if (cb_reconcile_lookup(d->reconcile, look, nl, on_fresh, &fr) < 0)
+		goto out;
+	for (size_t i = 0; i < nl; i++) {
+		size_t at;
+		struct cb_row *r = find_row(&fr, look[i].key.cookie, &at);
+
+		if (!r)
+			continue;
+		r->flags |= CB_ROW_FRESH;
+		if (!found[at]) {
+			/* gone from the kernel: its CLOSE is on the rings */
+			r->tcp_state = CB_TCP_CLOSE;
+			r->state = CB_ST_CLOSED;
+		} else if (cb_tcp_state_draining(r->tcp_state) && r->state != CB_ST_DRAINING) {
+			r->state = CB_ST_DRAINING;
+		}
+	}
+out:
+	free(look);
+	free(found);
+}
+
+/* ---- DUMP -------------------------------------------------------------------- */
+
+struct dump {
+	struct cb_daemon *d;
+	const struct cb_dump_req *req;
+	struct prepared p;
+	uint64_t now;
+	bool basis_any;
+	uint64_t idle_ns, drain_ns; /* the daemon's thresholds */
+	uint32_t fresh_left;
+	unsigned int sort;
+};
+
+/* Stale enough for a stale dump? */
+static bool stale_enough(const struct dump *q, unsigned int state, uint64_t idle)
+{
 	if (q->req->mode != CB_DUMP_STALE)
 		return true;
+	if (state == CB_ST_CLOSED)
+		return false;
 	if (q->req->idle_ns)
-		return r->idle_ns >= q->req->idle_ns;
-	return r->idle_ns >= (r->state == CB_ST_DRAINING ? q->drain_ns : q->idle_ns);
+		return idle >= q->req->idle_ns;
+	if (state == CB_ST_STALE)
+		return true;
+	return idle >= (state == CB_ST_DRAINING ? q->drain_ns : q->idle_ns);
+}
+
+/* Runs under the shard lock for every session: compares only. A refresh
+ * can only make a session less idle, so one not idle enough here never is. */
+static bool dump_match(const struct cb_session *s, void *ctx)
+{
+	const struct dump *q = ctx;
+
+	return cb_filter_match(&q->p.mt, s) &&
+	       stale_enough(q, cb_session_state(s), cb_session_idle_ns(s, q->now, q->basis_any));
+}
+
+/* The exact check on a row read from the kernel. */
+static bool row_wanted(const struct dump *q, const struct cb_row *r)
+{
+	if (q->req->mode == CB_DUMP_STALE && r->state == CB_ST_STALE && !q->req->idle_ns &&
+	    r->idle_ns >= q->idle_ns)
+		return cb_filter_match_row(&q->req->filter, r);
+	return cb_filter_match_row(&q->req->filter, r) &&
+	       (q->req->mode != CB_DUMP_STALE ||
+		(r->state != CB_ST_CLOSED &&
+		 r->idle_ns >= (q->req->idle_ns ? q->req->idle_ns :
+				r->state == CB_ST_DRAINING ? q->drain_ns : q->idle_ns)));
+}
+
+/* Does a come after b in a --sort order? */
+static bool after(unsigned int sort, const struct cb_row *a, const struct cb_row *b)
+{
+	return cb_row_sort_cmp(sort, a, b) > 0;
+}
+
+/* The top N: a heap whose root is the row that comes last. */
+struct heap {
+	struct cb_row *v;
+	uint32_t n, cap, limit;
+	unsigned int sort;
+};
+
+static void heap_swap(struct cb_row *a, struct cb_row *b)
+{
+	struct cb_row t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+static void heap_down(struct heap *h, uint32_t i)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < h->n && after(h->sort, &h->v[l], &h->v[m]))
+			m = l;
+		if (r < h->n && after(h->sort, &h->v[r], &h->v[m]))
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(&h->v[i], &h->v[m]);
+		i = m;
+	}
+}
+
+static int heap_push(struct heap *h, const struct cb_row *r)
+{
+	if (h->n < h->limit) {
+		uint32_t i;
+
+		if (h->n == h->cap) {
+			uint32_t cap = h->cap ? 2 * h->cap : 256;
+			struct cb_row *v;
+
+			if (cap > h->limit)
+				cap = h->limit;
+			v = realloc(h->v, (size_t)cap * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			h->v = v;
+			h->cap = cap;
+		}
+		h->v[i = h->n++] = *r;
+		while (i && after(h->sort, &h->v[i], &h->v[(i - 1) / 2])) {
+			heap_swap(&h->v[i], &h->v[(i - 1) / 2]);
+			i = (i - 1) / 2;
+		}
+	} else if (after(h->sort, &h->v[0], r)) {
+		h->v[0] = *r;
+		heap_down(h, 0);
+	}
+	return 0;
+}
+
+static int cmp_sorted(const void *a, const void *b, void *sort)
+{
+	return cb_row_sort_cmp(*(const unsigned int *)sort, a, b);
 }
 
 /* A ROWS frame under construction. */
@@ -189,46 +412,18 @@ static int flush_rows(int fd, struct rows_frame *f)
 	return err;
 }
 
-/* Min-heap on idle_ns: the root is the least idle of the N kept. */
-static void heap_sift_down(struct cb_row *h, uint32_t n, uint32_t i)
+static int put_row(int fd, struct rows_frame *f, const struct cb_row *r)
 {
-	for (;;) {
-		uint32_t l = 2 * i + 1, r = l + 1, m = i;
-		struct cb_row t;
-
-		if (l < n && h[l].idle_ns < h[m].idle_ns)
-			m = l;
-		if (r < n && h[r].idle_ns < h[m].idle_ns)
-			m = r;
-		if (m == i)
-			return;
-		t = h[i];
-		h[i] = h[m];
-		h[m] = t;
-		i = m;
-	}
+	f->row[f->hdr.count++] = *r;
+	return f->hdr.count == CB_ROWS_PER_FRAME ? flush_rows(fd, f) : 0;
 }
 
-static void heap_sift_up(struct cb_row *h, uint32_t i)
+/* Owners as of now, when some are unknown (bounded: at most one pass per
+ * CB_OWNERS_FRESH_NS, shared by concurrent requests). */
+static void fresh_owners(struct cb_daemon *d)
 {
-	while (i) {
-		uint32_t p = (i - 1) / 2;
-		struct cb_row t;
-
-		if (h[p].idle_ns <= h[i].idle_ns)
-			return;
-		t = h[i];
-		h[i] = h[p];
-		h[p] = t;
-		i = p;
-	}
-}
-
-static int cmp_most_idle(const void *a, const void *b)
-{
-	const struct cb_row *x = a, *y = b;
-
-	return x->idle_ns < y->idle_ns ? 1 : x->idle_ns > y->idle_ns ? -1 : 0;
+	if (d->reconcile && cb_map_unowned(d->map))
+		cb_reconcile_owners(d->reconcile, CB_OWNERS_FRESH_NS);
 }
 
 static int serve_dump(struct cb_daemon *d, int fd, const struct cb_dump_req *req)
@@ -236,86 +431,76 @@ static int serve_dump(struct cb_daemon *d, int fd, const struct cb_dump_req *req
 	struct dump q = {
 		.d = d,
 		.req = req,
-		.now = mono_ns(),
 		.idle_ns = cb_map_idle_ns(d->map),
 		.drain_ns = cb_map_drain_timeout_ns(d->map),
-		.hb_fd = d->loader ? cb_loader_map_fd(d->loader, CB_LMAP_HEARTBEATS) : -1,
 		.fresh_left = CB_FRESH_ROWS,
-		.nopid = req->filter,
+		.sort = req->sort ? req->sort : req->mode == CB_DUMP_STALE ? CB_SORT_IDLE : 0,
 	};
+	struct heap h = { .limit = req->limit };
 	struct cb_map_cursor cur = {};
 	struct cb_end end = {};
 	struct cb_session *chunk;
+	struct cb_row *rows;
 	struct rows_frame *f;
-	struct cb_row *heap = NULL;
-	uint32_t heap_n = 0, heap_cap = 0;
-	bool top_n = req->mode == CB_DUMP_STALE && req->limit;
+	bool top_n = req->limit && q.sort;
 	size_t n;
 	int err = 0;
 
-	q.nopid.fields &= ~CB_FLT_PID;
+	h.sort = q.sort;
 	q.basis_any = req->idle_basis == CB_BASIS_DEFAULT ? cb_map_idle_basis_any(d->map) :
 							     req->idle_basis == CB_BASIS_ANY;
+	fresh_owners(d);
+	q.now = mono_ns();
 	/* calloc: the pages are touched here, not on first copy under a lock */
 	chunk = calloc(CB_MAP_CHUNK, sizeof(*chunk));
+	rows = calloc(CB_MAP_CHUNK, sizeof(*rows));
 	f = malloc(sizeof(*f));
-	if (!chunk || !f) {
+	if (!chunk || !rows || !f || prepare(d, &req->filter, &q.p)) {
 		err = cb_proto_write_error(fd, ENOMEM, "connbeatd is out of memory; try again");
 		goto out;
 	}
+	/* a row's owner is read from the heartbeats map as it is refreshed */
+	q.p.mt.unowned_may_match = true;
 	f->hdr.count = 0;
 	f->hdr.__pad0 = 0;
 	while (!cb_map_cursor_done(d->map, &cur)) {
 		n = cb_map_dump(d->map, &cur, dump_match, &q, chunk, CB_MAP_CHUNK);
+		for (size_t i = 0; i < n; i++)
+			to_row(d, &chunk[i], q.now, q.basis_any, &rows[i]);
+		if (!top_n)
+			refresh_rows(d, rows, n, q.now, q.basis_any, &q.fresh_left);
 		for (size_t i = 0; i < n; i++) {
-			struct cb_row row;
-
-			to_row(&q, &chunk[i], &row);
-			if (!refresh_row(&q, &row))
+			if (!top_n && !row_wanted(&q, &rows[i]))
 				continue;
 			end.matched++;
 			if (top_n) {
-				if (heap_n < req->limit) {
-					if (heap_n == heap_cap) {
-						uint32_t cap = heap_cap ? 2 * heap_cap : 256;
-						struct cb_row *h;
-
-						if (cap > req->limit)
-							cap = req->limit;
-						h = realloc(heap, (size_t)cap * sizeof(*h));
-						if (!h) {
-							end.status = ENOMEM;
-							goto send_heap;
-						}
-						heap = h;
-						heap_cap = cap;
-					}
-					heap[heap_n] = row;
-					heap_sift_up(heap, heap_n++);
-				} else if (row.idle_ns > heap[0].idle_ns) {
-					heap[0] = row;
-					heap_sift_down(heap, heap_n, 0);
+				if (heap_push(&h, &rows[i])) {
+					end.status = ENOMEM;
+					goto send_heap;
 				}
 				continue;
 			}
 			if (req->limit && end.rows >= req->limit)
 				continue; /* keep counting matches */
-			f->row[f->hdr.count++] = row;
 			end.rows++;
-			if (f->hdr.count == CB_ROWS_PER_FRAME) {
-				err = flush_rows(fd, f);
-				if (err)
-					goto out;
-			}
+			if ((err = put_row(fd, f, &rows[i])))
+				goto out;
 		}
 	}
 send_heap:
 	if (top_n) {
-		qsort(heap, heap_n, sizeof(*heap), cmp_most_idle);
-		for (uint32_t i = 0; i < heap_n; i++) {
-			f->row[f->hdr.count++] = heap[i];
+		/* the kernel's values for the N chosen, then their order */
+		for (uint32_t i = 0; i < h.n; i += CB_MAP_CHUNK)
+			refresh_rows(d, h.v + i, h.n - i < CB_MAP_CHUNK ? h.n - i : CB_MAP_CHUNK,
+				     q.now, q.basis_any, &q.fresh_left);
+		qsort_r(h.v, h.n, sizeof(*h.v), cmp_sorted, &h.sort);
+		end.matched = 0;
+		for (uint32_t i = 0; i < h.n; i++) {
+			if (!row_wanted(&q, &h.v[i]))
+				continue;
+			end.matched++;
 			end.rows++;
-			if (f->hdr.count == CB_ROWS_PER_FRAME && (err = flush_rows(fd, f)))
+			if ((err = put_row(fd, f, &h.v[i])))
 				goto out;
 		}
 	}
@@ -323,11 +508,15 @@ send_heap:
 	if (!err)
 		err = cb_proto_write(fd, CB_MSG_END, &end, sizeof(end));
 out:
-	free(heap);
+	unprepare(&q.p);
+	free(h.v);
 	free(chunk);
+	free(rows);
 	free(f);
 	return err;
 }
+
+/* ---- STATS ------------------------------------------------------------------- */
 
 static int serve_stats(struct cb_daemon *d, int fd)
 {
@@ -356,32 +545,279 @@ static int serve_stats(struct cb_daemon *d, int fd)
 	return err;
 }
 
-static bool drain_match(const struct cb_session *s, void *ctx)
+/* ---- DRAIN, DRAIN_STATUS, KILL ---------------------------------------------- */
+
+/* A set of sessions a client drained, kept on its connection: every
+ * matching open session when the drain was asked, whatever state it moves
+ * to afterwards, until it is closed. */
+struct conn {
+	struct cb_daemon *d;
+	struct ucred peer;
+	struct cb_lookups set;
+};
+
+struct drain_walk {
+	struct conn *c;
+	const struct cb_match *mt;
+	bool keep;
+	struct cb_drained out;
+	int err;
+};
+
+static void drain_one(struct cb_map *m, struct cb_shard *sh, struct cb_session *s, void *ctx)
 {
-	return cb_filter_match(ctx, s);
+	struct drain_walk *w = ctx;
+	unsigned int st = cb_session_state(s);
+	struct cb_lookup l;
+
+	if (st == CB_ST_CLOSED || !cb_filter_match(w->mt, s))
+		return;
+	w->out.matched++;
+	if ((st == CB_ST_ACTIVE || st == CB_ST_STALE) &&
+	    __cb_session_transition(m, sh, s, st, CB_ST_DRAINING)) {
+		s->flags |= CB_SF_OPERATOR_DRAIN;
+		w->out.count++;
+	}
+	if (w->keep && !w->err) {
+		cb_lookup_of_session(w->c->d->map, s, &l);
+		w->err = cb_lookups_push(&w->c->set, &l);
+	}
 }
 
-static int serve_drain(struct cb_daemon *d, int fd, const struct cb_drain_req *req)
+static int serve_drain(struct conn *c, int fd, const struct cb_drain_req *req)
 {
-	struct cb_drained out = { .count = cb_map_drain(d->map, drain_match, (void *)&req->filter) };
+	struct cb_daemon *d = c->d;
+	struct drain_walk w = { .c = c, .keep = req->flags & CB_DRAIN_KEEP };
+	struct cb_map_cursor cur = { 0 };
+	struct prepared p;
 
-	cb_info("drain requested: %llu sessions marked DRAINING", (unsigned long long)out.count);
-	return cb_proto_write(fd, CB_MSG_DRAINED, &out, sizeof(out));
+	if (prepare(d, &req->filter, &p))
+		return cb_proto_write_error(fd, ENOMEM, "connbeatd is out of memory; try again");
+	w.mt = &p.mt;
+	c->set.n = 0;
+	while (!cb_map_cursor_done(d->map, &cur))
+		cb_map_visit(d->map, &cur, drain_one, &w);
+	unprepare(&p);
+	if (w.err)
+		return cb_proto_write_error(fd, ENOMEM, "connbeatd is out of memory; try again");
+	cb_info("drain requested by uid %u: %llu sessions marked DRAINING (%llu matched)",
+		(unsigned)c->peer.uid, (unsigned long long)w.out.count,
+		(unsigned long long)w.out.matched);
+	return cb_proto_write(fd, CB_MSG_DRAINED, &w.out, sizeof(w.out));
 }
+
+/* Drop the closed and evicted from the kept set; the open ones, as rows. */
+static size_t still_open(struct conn *c, struct cb_row *rows_out, uint64_t now)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < c->set.n; i++) {
+		struct cb_shard *sh = cb_map_shard(c->d->map, c->set.v[i].key.cookie);
+		struct cb_session *s;
+		bool open;
+
+		cb_shard_lock(sh);
+		s = __cb_shard_lookup(sh, c->set.v[i].key.cookie);
+		open = s && cb_session_state(s) != CB_ST_CLOSED;
+		if (open && rows_out)
+			to_row(c->d, s, now, cb_map_idle_basis_any(c->d->map), &rows_out[kept]);
+		cb_shard_unlock(sh);
+		if (open)
+			c->set.v[kept++] = c->set.v[i];
+	}
+	c->set.n = kept;
+	return kept;
+}
+
+static int serve_drain_status(struct conn *c, int fd, const struct cb_drain_status_req *req)
+{
+	struct cb_end end = { 0 };
+	struct cb_row *rows = NULL;
+	struct rows_frame *f = NULL;
+	int err = 0;
+
+	if (req->rows && c->set.n) {
+		rows = calloc(c->set.n, sizeof(*rows));
+		f = malloc(sizeof(*f));
+		if (!rows || !f) {
+			err = cb_proto_write_error(fd, ENOMEM, "connbeatd is out of memory; try again");
+			goto out;
+		}
+		f->hdr.count = f->hdr.__pad0 = 0;
+	}
+	end.matched = still_open(c, rows, mono_ns());
+	for (size_t i = 0; rows && i < end.matched; i++) {
+		end.rows++;
+		if ((err = put_row(fd, f, &rows[i])))
+			goto out;
+	}
+	if (f)
+		err = flush_rows(fd, f);
+	if (!err)
+		err = cb_proto_write(fd, CB_MSG_END, &end, sizeof(end));
+out:
+	free(rows);
+	free(f);
+	return err;
+}
+
+/* The sockets to kill: the kept set, or what the filter selects now. */
+struct kill_walk {
+	struct cb_daemon *d;
+	const struct cb_match *mt;
+	struct cb_lookup *v;
+	struct cb_row *rows;
+	size_t n, cap;
+	uint64_t now;
+	int err;
+};
+
+static void kill_pick(struct cb_map *m, struct cb_shard *sh, struct cb_session *s, void *ctx)
+{
+	struct kill_walk *w = ctx;
+
+	if (w->err || cb_session_state(s) == CB_ST_CLOSED || !cb_filter_match(w->mt, s))
+		return;
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 256;
+		struct cb_lookup *v = realloc(w->v, cap * sizeof(*v));
+		struct cb_row *r = v ? realloc(w->rows, cap * sizeof(*r)) : NULL;
+
+		if (v)
+			w->v = v;
+		if (!v || !r) {
+			w->err = -ENOMEM;
+			return;
+		}
+		w->rows = r;
+		w->cap = cap;
+	}
+	cb_lookup_of_session(w->d->map, s, &w->v[w->n]);
+	to_row(w->d, s, w->now, cb_map_idle_basis_any(m), &w->rows[w->n]);
+	w->n++;
+}
+
+static int serve_kill(struct conn *c, int fd, const struct cb_kill_req *req)
+{
+	struct cb_daemon *d = c->d;
+	struct kill_walk w = { .d = d, .now = mono_ns() };
+	bool dry = req->flags & CB_KILL_DRY_RUN;
+	struct cb_map_cursor cur = { 0 };
+	struct cb_end end = { 0 };
+	struct rows_frame *f = malloc(sizeof(*f));
+	struct prepared p;
+	int *res = NULL, err = 0;
+
+	if (!(req->flags & CB_KILL_DRAINED) && !req->filter.fields) {
+		free(f);
+		return cb_proto_write_error(fd, EINVAL, "kill needs a filter: give one "
+				"(--port, --tcp-state, ...); nothing was killed");
+	}
+	if (!f || prepare(d, &req->filter, &p)) {
+		free(f);
+		return cb_proto_write_error(fd, ENOMEM, "connbeatd is out of memory; try again");
+	}
+	f->hdr.count = f->hdr.__pad0 = 0;
+	w.mt = &p.mt;
+	if (req->flags & CB_KILL_DRAINED) {
+		/* the kept set, as it stands: the open ones only */
+		struct cb_row *rows = calloc(c->set.n ? c->set.n : 1, sizeof(*rows));
+
+		if (!rows) {
+			w.err = -ENOMEM;
+		} else {
+			size_t k = still_open(c, rows, w.now);
+
+			w.v = malloc((k ? k : 1) * sizeof(*w.v));
+			if (w.v) {
+				memcpy(w.v, c->set.v, k * sizeof(*w.v));
+				w.rows = rows;
+				w.n = k;
+			} else {
+				free(rows);
+				w.err = -ENOMEM;
+			}
+		}
+	} else {
+		while (!cb_map_cursor_done(d->map, &cur))
+			cb_map_visit(d->map, &cur, kill_pick, &w);
+	}
+	unprepare(&p);
+	if (w.err) {
+		err = cb_proto_write_error(fd, ENOMEM, "connbeatd is out of memory; try again");
+		goto out;
+	}
+	end.matched = w.n;
+	if (!dry && w.n) {
+		res = calloc(w.n, sizeof(*res));
+		if (!res) {
+			err = cb_proto_write_error(fd, ENOMEM, "connbeatd is out of memory; try again");
+			goto out;
+		}
+		err = cb_reconcile_destroy(d->reconcile, w.v, w.n, res);
+		if (err == -EOPNOTSUPP) {
+			err = cb_proto_write_error(fd, EOPNOTSUPP,
+						   "this kernel cannot destroy sockets: it needs "
+						   "CONFIG_INET_DIAG_DESTROY=y (ss -K needs it too)");
+			goto out;
+		}
+		if (err < 0) {
+			err = cb_proto_write_error(fd, -err, "killing failed: %s", strerror(-err));
+			goto out;
+		}
+		err = 0;
+	}
+	for (size_t i = 0; i < w.n; i++) {
+		char a[CB_ADDRPORT_LEN], b[CB_ADDRPORT_LEN];
+
+		if (!dry && res[i])
+			continue; /* gone meanwhile, or refused: not killed */
+		if (!dry) {
+			atomic_fetch_add_explicit(&d->kills, 1, memory_order_relaxed);
+			cb_info("kill by uid %u: %s > %s (cookie %llu, netns %u) destroyed",
+				(unsigned)c->peer.uid,
+				cb_format_addrport(w.rows[i].family, w.rows[i].saddr, w.rows[i].sport,
+						   a, sizeof(a)),
+				cb_format_addrport(w.rows[i].family, w.rows[i].daddr, w.rows[i].dport,
+						   b, sizeof(b)),
+				(unsigned long long)w.rows[i].cookie, w.rows[i].netns);
+		}
+		end.rows++;
+		if ((err = put_row(fd, f, &w.rows[i])))
+			goto out;
+	}
+	err = flush_rows(fd, f);
+	if (!err)
+		err = cb_proto_write(fd, CB_MSG_END, &end, sizeof(end));
+out:
+	free(res);
+	free(w.v);
+	free(w.rows);
+	free(f);
+	return err;
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
 
 static void count(struct cb_daemon *d, unsigned int type)
 {
-	atomic_fetch_add_explicit(&d->requests[type < 4 ? type : 0], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&d->requests[type < CB_MSG_REQ_MAX ? type : 0], 1,
+				  memory_order_relaxed);
 }
 
 void cb_serve_client(int fd, const struct ucred *peer, void *ctx)
 {
 	static struct cb_ratelimit bad_rl = CB_RATELIMIT_INIT(1000, 5);
 	struct cb_daemon *d = ctx;
+	struct conn c = { .d = d, .peer = *peer };
 	struct cb_frame_hdr h;
 	union {
 		struct cb_dump_req dump;
 		struct cb_drain_req drain;
+		struct cb_drain_status_req status;
+		struct cb_kill_req kill;
+		struct cb_summary_req summary;
+		struct cb_events_req events;
 	} req;
 	char *buf = malloc(REQUEST_CAP);
 	const char *why;
@@ -439,13 +875,40 @@ void cb_serve_client(int fd, const struct ucred *peer, void *ctx)
 			err = cb_proto_decode_drain_req(buf, h.length, &req.drain, &why);
 			if (!err) {
 				count(d, h.type);
-				err = serve_drain(d, fd, &req.drain);
+				err = serve_drain(&c, fd, &req.drain);
+			}
+			break;
+		case CB_MSG_DRAIN_STATUS_REQ:
+			err = cb_proto_decode_drain_status_req(buf, h.length, &req.status, &why);
+			if (!err) {
+				count(d, h.type);
+				err = serve_drain_status(&c, fd, &req.status);
+			}
+			break;
+		case CB_MSG_KILL_REQ:
+			err = cb_proto_decode_kill_req(buf, h.length, &req.kill, &why);
+			if (!err) {
+				count(d, h.type);
+				err = serve_kill(&c, fd, &req.kill);
+			}
+			break;
+		case CB_MSG_SUMMARY_REQ:
+			err = cb_proto_decode_summary_req(buf, h.length, &req.summary, &why);
+			if (!err) {
+				count(d, h.type);
+				err = cb_serve_summary(d, fd, &req.summary);
+			}
+			break;
+		case CB_MSG_EVENTS_REQ:
+			err = cb_proto_decode_events_req(buf, h.length, &req.events, &why);
+			if (!err) {
+				count(d, h.type);
+				err = cb_serve_events(d, fd, &req.events);
 			}
 			break;
 		default:
 			err = -EINVAL;
-			why = "unexpected message type: a request must be DUMP_REQ, STATS_REQ or "
-			      "DRAIN_REQ";
+			why = "unexpected message type: not a request";
 		}
 		if (err == -EINVAL && why) { /* a decoder's verdict */
 			count(d, 0);
@@ -455,5 +918,26 @@ void cb_serve_client(int fd, const struct ucred *peer, void *ctx)
 		if (err)
 			break; /* the client went away or stopped reading */
 	}
+	cb_lookups_free(&c.set);
 	free(buf);
+}
+
+/* For summary.c and events.c. */
+void cb_serve_to_row(struct cb_daemon *d, const struct cb_session *s, uint64_t now,
+		     struct cb_row *r)
+{
+	to_row(d, s, now, cb_map_idle_basis_any(d->map), r);
+}
+
+int cb_serve_prepare(struct cb_daemon *d, const struct cb_filter *f, struct cb_match *mt,
+		     uint64_t **bits)
+{
+	struct prepared p;
+	int err = prepare(d, f, &p);
+
+	if (!err) {
+		*mt = p.mt;
+		*bits = p.cgroup_bits;
+	}
+	return err;
 }

@@ -22,10 +22,6 @@ void cb_heartbeat_merge(const struct cb_heartbeat *slots, int ncpu, struct cb_he
 			out->last_data_ns = h->last_data_ns;
 		if (h->last_seen_ns > out->last_seen_ns)
 			out->last_seen_ns = h->last_seen_ns;
-		out->tx_bytes += h->tx_bytes;
-		out->rx_bytes += h->rx_bytes;
-		out->retrans += h->retrans;
-		out->resets += h->resets;
 		out->flags |= h->flags;
 		if (!out->pid)
 			out->pid = h->pid;

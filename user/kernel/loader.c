@@ -716,9 +716,17 @@ int cb_loader_map_fd(const struct cb_loader *l, enum cb_loader_map m)
 		return bpf_map__fd(l->skel->maps.beats);
 	case CB_LMAP_STATS:
 		return bpf_map__fd(l->skel->maps.stats);
+	case CB_LMAP_LOST:
+		return bpf_map__fd(l->skel->maps.lost);
 	default:
 		return -EINVAL;
 	}
+}
+
+void cb_loader_set_all_states(struct cb_loader *l, bool on)
+{
+	/* the .bss is mmap'ed: the programs see the store at once */
+	__atomic_store_n(&l->skel->bss->all_states, on ? 1 : 0, __ATOMIC_RELAXED);
 }
 
 const char *cb_loader_pin_dir(const struct cb_loader *l)

@@ -61,7 +61,8 @@ enum cb_loader_map {
 	CB_LMAP_EVENTS = 1,
 	CB_LMAP_BEATS = 2,
 	CB_LMAP_STATS = 3,
-	CB_LMAP_COUNT = 4,
+	CB_LMAP_LOST = 4,
+	CB_LMAP_COUNT = 5,
 };
 
 /* Run statistics of one program (bpf_prog_info). run_cnt and run_time_ns
@@ -112,6 +113,11 @@ int cb_rings_poll(struct ring_buffer *rb, int timeout_ms);
 /* The fd of a pinned map, owned by the loader. -EINVAL for a bad index. */
 int cb_loader_map_fd(const struct cb_loader *l, enum cb_loader_map m);
 
+/* Report every TCP state change of an open connection (someone streams
+ * events) or only those the daemon needs (the default): the programs'
+ * all_states switch, flipped at run time. */
+void cb_loader_set_all_states(struct cb_loader *l, bool on);
+
 /* The pin directory in use. */
 const char *cb_loader_pin_dir(const struct cb_loader *l);
 
@@ -123,8 +129,8 @@ const struct cb_loader_opts *cb_loader_config(const struct cb_loader *l);
 int cb_loader_stats(const struct cb_loader *l, uint64_t out[CB_STAT_MAX]);
 int cb_stats_read_fd(int stats_fd, uint64_t out[CB_STAT_MAX]);
 
-/* Merge every CPU's slot of one heartbeats entry (newest times, summed
- * counters, first non-zero pid, OR of flags; beat_stamp is zeroed).
+/* Merge every CPU's slot of one heartbeats entry (newest times, first
+ * non-zero pid, OR of flags; beat_stamp is zeroed).
  * 0, -ENOENT when there is no entry, or -errno. */
 int cb_heartbeat_read_fd(int heartbeats_fd, uint64_t cookie, struct cb_heartbeat *out);
 

@@ -17,7 +17,7 @@
 /* <>, not "": tests/layout/check_layers knows only connbeat_abi.h and
  * connbeat_proto.h as include/ headers so far; this one is the same kind
  * (an ABI header below every layer). */
-#include <connbeat_owners.h>
+#include "connbeat_owners.h"
 
 #include "owners.skel.h"
 #include "common/log.h"

@@ -27,3 +27,17 @@ int cb_proc_comm(uint32_t pid, char out[16])
 	close(fd);
 	return err;
 }
+
+void cb_comm_cache_get(struct cb_comm_cache *c, uint32_t pid, uint64_t now_ns, char out[16])
+{
+	unsigned int i = (pid * 2654435761u) % CB_COMM_CACHE_SLOTS;
+
+	if (c->slot[i].pid != pid || now_ns - c->slot[i].stamp_ns > CB_COMM_CACHE_TTL_NS) {
+		c->reads++;
+		if (cb_proc_comm(pid, c->slot[i].comm))
+			memset(c->slot[i].comm, 0, sizeof(c->slot[i].comm));
+		c->slot[i].pid = pid;
+		c->slot[i].stamp_ns = now_ns;
+	}
+	memcpy(out, c->slot[i].comm, 16);
+}

@@ -16,7 +16,7 @@
 
 static const char *const kind_name[CB_REC_KIND_MAX] = {
 	[CB_REC_OPEN] = "OPEN",   [CB_REC_STATE] = "STATE", [CB_REC_CLOSE] = "CLOSE",
-	[CB_REC_RESET] = "RESET", [CB_REC_BEAT] = "BEAT",   [CB_REC_RETRANS] = "RETRANS",
+	[CB_REC_RESET] = "RESET", [CB_REC_BEAT] = "BEAT",
 };
 
 
@@ -27,6 +27,8 @@ static const struct {
 	{ CB_RF_PROCESS_CTX, "proc" }, { CB_RF_FROM_DESTROY, "destroy" },
 	{ CB_RF_RST_SENT, "rst_sent" }, { CB_RF_RST_RECEIVED, "rst_received" },
 	{ CB_RF_DATA, "data" },        { CB_RF_SYNTH, "synth" },
+	{ CB_RF_REMNANT, "remnant" },  { CB_RF_OWNER_PID, "owner" },
+	{ CB_RF_COUNTERS, "counters" },
 };
 
 const char *cb_record_kind_name(unsigned int kind)
@@ -81,12 +83,6 @@ char *cb_format_addrport(unsigned int family, const uint8_t addr[16], uint16_t p
 	return buf;
 }
 
-static bool has_counters(unsigned int kind)
-{
-	return kind == CB_REC_CLOSE || kind == CB_REC_BEAT || kind == CB_REC_RETRANS ||
-	       kind == CB_REC_RESET;
-}
-
 /* Append to buf[*pos..len) like snprintf, tracking the wanted length. */
 #define APPEND(...)                                                                      \
 	do {                                                                             \
@@ -127,12 +123,17 @@ int cb_record_format(const struct cb_record *r, char *buf, size_t len)
 	       cb_format_addrport(r->tuple.family, r->tuple.saddr, r->tuple.sport, src, sizeof(src)),
 	       cb_format_addrport(r->tuple.family, r->tuple.daddr, r->tuple.dport, dst, sizeof(dst)),
 	       old ? old : "-", cb_tcp_state_name(r->new_state) ?: "?", r->tuple.netns);
-	if (has_counters(r->kind))
-		APPEND(" tx=%llu rx=%llu segs_in=%u segs_out=%u retrans=%u resets=%u",
-		       (unsigned long long)r->ctr.tx_bytes, (unsigned long long)r->ctr.rx_bytes,
-		       r->ctr.segs_in, r->ctr.segs_out, r->ctr.retrans, r->ctr.resets);
+	if (r->flags & CB_RF_COUNTERS)
+		APPEND(" tx=%llu rx=%llu segs_in=%u segs_out=%u retrans=%u rtt_us=%u",
+		       (unsigned long long)r->ctr.bytes_acked,
+		       (unsigned long long)r->ctr.bytes_received, r->ctr.segs_in, r->ctr.segs_out,
+		       r->ctr.total_retrans, r->ctr.srtt_us);
+	if (r->cgroup_id)
+		APPEND(" cgroup=%llu", (unsigned long long)r->cgroup_id);
 	if (r->flags & CB_RF_PROCESS_CTX)
 		append_comm(r, buf, len, pos);
+	else if (r->flags & CB_RF_OWNER_PID)
+		APPEND(" pid=%u", r->pid);
 	for (size_t i = 0; i < sizeof(flag_name) / sizeof(flag_name[0]); i++) {
 		if (!(r->flags & flag_name[i].bit))
 			continue;

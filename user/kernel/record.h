@@ -25,7 +25,7 @@
 /* Every cb_rec_flags bit the kernel or the daemon may set. */
 #define CB_RF_ALL                                                                         \
 	(CB_RF_PROCESS_CTX | CB_RF_FROM_DESTROY | CB_RF_RST_SENT | CB_RF_RST_RECEIVED |   \
-	 CB_RF_DATA | CB_RF_SYNTH)
+	 CB_RF_DATA | CB_RF_SYNTH | CB_RF_REMNANT | CB_RF_OWNER_PID | CB_RF_COUNTERS | CB_RF_PASSIVE)
 
 /* 0 when the `len` bytes at `data` are one valid struct cb_record, else
  * -EINVAL with a short static reason in *why (when why is not NULL):
@@ -46,8 +46,9 @@ char *cb_format_addrport(unsigned int family, const uint8_t addr[16], uint16_t p
 /*
  * One line for --trace (no newline):
  *   <ts_s.ns> <KIND> cookie=<n> <src> > <dst> <OLD>><NEW> [fields...]
- * fields: netns=, then for records with counters tx= rx= segs_in= segs_out=
- * retrans= resets=, then pid= comm= when CB_RF_PROCESS_CTX, then flags=
+ * fields: netns=, then for records with counters (CB_RF_COUNTERS) tx= rx=
+ * segs_in= segs_out= retrans= rtt_us=, cgroup= when known, then pid= comm=
+ * when CB_RF_PROCESS_CTX (pid= alone with CB_RF_OWNER_PID), then flags=
  * (comma-separated names) when any. comm is sanitised (no spaces or
  * control characters). Returns the length it wanted, like snprintf; the
  * output is truncated but always terminated when len > 0.

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "kernel/proc.h"
 #include "kernel/record.h"
 
 #pragma GCC poison u8 u16 u32 u64
@@ -56,6 +57,9 @@ struct cb_ingest {
 	 * poll, so nothing waits longer than one pass over the rings */
 	struct cb_record pending[CB_APPLY_BATCH_MAX];
 	unsigned int npending;
+	cb_ingest_hook after;
+	void *hook_ctx;
+	struct cb_comm_cache comms;
 };
 
 static struct cb_ratelimit invalid_rl = CB_RATELIMIT_INIT(1000, 5);
@@ -88,6 +92,8 @@ static void apply_pending(struct cb_ingest *in)
 	if (!in->npending)
 		return;
 	cb_apply_batch(in->map, in->pending, in->npending, in->now_ns, res);
+	if (in->after)
+		in->after(in->pending, in->npending, in->hook_ctx);
 	in->npending = 0;
 	for (unsigned int i = 0; i < CB_APPLY_RESULTS; i++)
 		if (res[i])
@@ -124,6 +130,8 @@ static int on_record(void *ctx, void *data, size_t len)
 		if (!in->batch_start_ns)
 			in->batch_start_ns = in->now_ns;
 	}
+	if ((rec->flags & CB_RF_OWNER_PID) && !(rec->flags & CB_RF_PROCESS_CTX) && rec->pid)
+		cb_comm_cache_get(&in->comms, rec->pid, in->now_ns, rec->comm);
 	if (++in->npending == CB_APPLY_BATCH_MAX)
 		apply_pending(in);
 	return 0;
@@ -201,7 +209,7 @@ uint64_t cb_ingest_ring_size(const struct cb_ingest *in, unsigned int ring)
 }
 
 int cb_ingest_start(struct cb_ingest **out, struct cb_loader *l, struct cb_map *m,
-		    struct cb_histogram *batch_hist)
+		    struct cb_histogram *batch_hist, cb_ingest_hook after, void *hook_ctx)
 {
 	struct cb_ingest *in = calloc(1, sizeof(*in));
 	int err;
@@ -211,6 +219,8 @@ int cb_ingest_start(struct cb_ingest **out, struct cb_loader *l, struct cb_map *
 	in->loader = l;
 	in->map = m;
 	in->batch_hist = batch_hist;
+	in->after = after;
+	in->hook_ctx = hook_ctx;
 	for (unsigned int i = 0; i < CB_RINGS; i++) {
 		in->ring[i].in = in;
 		in->ring[i].id = i;

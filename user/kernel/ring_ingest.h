@@ -9,6 +9,9 @@
  *    CB_INGEST_POLL_MS, and then consumes every ring in one batch.
  *  - Every record passes cb_record_check() first; a bad one is counted per
  *    ring, logged (rate-limited) and dropped, never applied.
+ *  - A record that names its connection's owner by pid only (connect()'s
+ *    process, known in softirq only by pid) gets the name from a small
+ *    pid -> comm cache (kernel/proc.h): one /proc read per process.
  *  - Valid records are applied in batches of up to CB_APPLY_BATCH_MAX with
  *    cb_apply_batch() (their cache misses overlap): one shard lock and O(1)
  *    work each; a batch is applied when full and after every poll.
@@ -49,10 +52,16 @@ struct cb_ingest;
 /* "events", "beats". */
 const char *cb_ring_name(unsigned int ring);
 
+/* Called on the ingest thread with every batch of records once it is
+ * applied (what needs follow-up outside the map: remnants to watch, events
+ * to stream). It must not block. */
+typedef void (*cb_ingest_hook)(const struct cb_record *recs, unsigned int n, void *ctx);
+
 /* Open the rings and start the thread. `batch_hist` (may be NULL) observes
- * the time each non-empty batch took. 0 or -errno (logged). */
+ * the time each non-empty batch took; `after` (may be NULL) sees every
+ * applied batch. 0 or -errno (logged). */
 int cb_ingest_start(struct cb_ingest **out, struct cb_loader *l, struct cb_map *m,
-		    struct cb_histogram *batch_hist);
+		    struct cb_histogram *batch_hist, cb_ingest_hook after, void *hook_ctx);
 /* Stop the thread, detach the programs, drain the rings. */
 void cb_ingest_stop(struct cb_ingest *in);
 void cb_ingest_free(struct cb_ingest *in);

@@ -67,6 +67,9 @@ static int msg_cb(const struct nlmsghdr *nlh, void *data)
 	memcpy(s.daddr, m->id.idiag_dst, s.family == 4 ? 4 : 16);
 	s.inode = m->idiag_inode;
 	s.uid = m->idiag_uid;
+	s.timewait = m->idiag_timer == 3; /* inet_twsk_diag_fill()'s mark */
+	if (tb[INET_DIAG_CGROUP_ID] && mnl_attr_get_payload_len(tb[INET_DIAG_CGROUP_ID]) >= 8)
+		s.cgroup_id = mnl_attr_get_u64(tb[INET_DIAG_CGROUP_ID]);
 	if (tb[INET_DIAG_INFO]) {
 		struct tcp_info ti;
 		size_t n = mnl_attr_get_payload_len(tb[INET_DIAG_INFO]);
@@ -82,6 +85,7 @@ static int msg_cb(const struct nlmsghdr *nlh, void *data)
 		s.segs_in = ti.tcpi_segs_in;
 		s.segs_out = ti.tcpi_segs_out;
 		s.total_retrans = ti.tcpi_total_retrans;
+		s.rtt_us = ti.tcpi_rtt;
 		s.last_data_recv_ms = ti.tcpi_last_data_recv;
 		s.last_data_sent_ms = ti.tcpi_last_data_sent;
 		s.last_ack_recv_ms = ti.tcpi_last_ack_recv;
@@ -132,79 +136,341 @@ int cb_sock_diag_parse(const void *buf, size_t len, cb_diag_fn fn, void *ctx)
 	return 0;
 }
 
-static int dump_family(struct mnl_socket *nl, int family, uint32_t states, char *buf,
-		       struct parse_ctx *pc, int save_fd)
+struct cb_diag {
+	struct mnl_socket *nl;
+	unsigned int portid;
+	char *buf;
+	/* a dump in progress: the families left, its request and seq */
+	uint32_t states;
+	bool info;
+	int fam; /* index into families[]; 2 = done */
+	unsigned int seq;
+	bool active;
+};
+
+static const int families[] = { AF_INET, AF_INET6 };
+
+int cb_diag_open(struct cb_diag **out)
 {
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct cb_diag *d = calloc(1, sizeof(*d));
+	int err;
+
+	if (!d)
+		return -ENOMEM;
+	d->buf = malloc(DIAG_BUF);
+	d->nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
+	if (!d->buf || !d->nl) {
+		err = d->buf ? -errno : -ENOMEM;
+		goto fail;
+	}
+	if (mnl_socket_bind(d->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	d->portid = mnl_socket_get_portid(d->nl);
+	d->seq = (unsigned int)time(NULL);
+	*out = d;
+	return 0;
+fail:
+	cb_diag_close(d);
+	return err;
+}
+
+void cb_diag_close(struct cb_diag *d)
+{
+	if (!d)
+		return;
+	if (d->nl)
+		mnl_socket_close(d->nl);
+	free(d->buf);
+	free(d);
+}
+
+static int send_dump(struct cb_diag *d)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(d->buf);
 	struct inet_diag_req_v2 *req;
-	unsigned int seq = (unsigned int)time(NULL) + family, portid = mnl_socket_get_portid(nl);
-	ssize_t n;
-	int ret;
 
 	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = ++d->seq;
+	req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
+	req->sdiag_family = families[d->fam];
+	req->sdiag_protocol = IPPROTO_TCP;
+	req->idiag_states = d->states;
+	req->idiag_ext = d->info ? 1 << (INET_DIAG_INFO - 1) : 0;
+	if (mnl_socket_sendto(d->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	return 0;
+}
+
+int cb_diag_dump_start(struct cb_diag *d, uint32_t state_mask, bool info)
+{
+	int err;
+
+	if (d->active) {
+		/* a dump dropped half-way: its remaining replies would be read
+		 * as this one's; a fresh socket is the clean way out */
+		struct mnl_socket *nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
+
+		if (!nl)
+			return -errno;
+		if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+			err = -errno;
+			mnl_socket_close(nl);
+			return err;
+		}
+		mnl_socket_close(d->nl);
+		d->nl = nl;
+		d->portid = mnl_socket_get_portid(nl);
+		d->active = false;
+	}
+	d->states = state_mask;
+	d->info = info;
+	d->fam = 0;
+	err = send_dump(d);
+	if (!err)
+		d->active = true;
+	return err;
+}
+
+/* Counts the sockets a read delivers, for the budget. */
+struct counting {
+	cb_diag_fn fn;
+	void *ctx;
+	size_t n;
+};
+
+static int count_one(const struct cb_diag_sock *s, void *ctx)
+{
+	struct counting *c = ctx;
+
+	c->n++;
+	return c->fn(s, c->ctx);
+}
+
+/* One recvmsg into d->buf, retried on EINTR: its length, or -errno. */
+static ssize_t diag_recv(struct cb_diag *d)
+{
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(d->nl, d->buf, DIAG_BUF);
+
+		if (n >= 0 || errno != EINTR)
+			return n >= 0 ? n : -errno;
+	}
+}
+
+/* Read one recvmsg of the current dump; 1 more, 0 this family is done. */
+static int read_some(struct cb_diag *d, struct parse_ctx *pc, int save_fd)
+{
+	ssize_t n = diag_recv(d);
+	int ret;
+
+	if (n < 0)
+		return (int)n;
+	if (save_fd >= 0 && write(save_fd, d->buf, n) != n)
+		return -EIO;
+	ret = mnl_cb_run(d->buf, n, d->seq, d->portid, msg_cb, pc);
+	if (pc->err)
+		return pc->err;
+	if (ret == MNL_CB_ERROR)
+		return -errno;
+	return ret == MNL_CB_STOP ? 0 : 1; /* STOP: NLMSG_DONE */
+}
+
+static int dump_more(struct cb_diag *d, size_t budget, cb_diag_fn fn, void *ctx, int save_fd)
+{
+	struct counting c = { .fn = fn, .ctx = ctx };
+	struct parse_ctx pc = { .fn = count_one, .ctx = &c };
+	int ret;
+
+	if (!d->active)
+		return 0;
+	while (c.n < budget || !budget) {
+		ret = read_some(d, &pc, save_fd);
+		if (ret < 0) {
+			d->active = false;
+			return ret;
+		}
+		if (ret)
+			continue;
+		if (++d->fam >= 2) {
+			d->active = false;
+			return 0;
+		}
+		ret = send_dump(d);
+		if (ret) {
+			d->active = false;
+			return ret;
+		}
+	}
+	return 1;
+}
+
+int cb_diag_dump_more(struct cb_diag *d, size_t budget, cb_diag_fn fn, void *ctx)
+{
+	return dump_more(d, budget ? budget : 1, fn, ctx, -1);
+}
+
+int cb_diag_dump(struct cb_diag *d, uint32_t state_mask, bool info, cb_diag_fn fn, void *ctx,
+		 int save_fd)
+{
+	int err = cb_diag_dump_start(d, state_mask, info);
+
+	return err ? err : dump_more(d, 0, fn, ctx, save_fd);
+}
+
+/* One exact-lookup request (inet_diag_find_one_icsk: the tuple in network
+ * byte order and the cookie) appended at p. */
+static size_t put_lookup(char *p, const struct cb_diag_key *k, unsigned int seq)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(p);
+	struct inet_diag_req_v2 *req;
+
+	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
 	nlh->nlmsg_seq = seq;
 	req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
-	req->sdiag_family = family;
+	req->sdiag_family = k->family == 4 ? AF_INET : AF_INET6;
 	req->sdiag_protocol = IPPROTO_TCP;
-	req->idiag_states = states;
+	req->idiag_states = CB_DIAG_ALL_STATES;
 	req->idiag_ext = 1 << (INET_DIAG_INFO - 1);
+	req->id.idiag_sport = htons(k->sport);
+	req->id.idiag_dport = htons(k->dport);
+	memcpy(req->id.idiag_src, k->saddr, k->family == 4 ? 4 : 16);
+	memcpy(req->id.idiag_dst, k->daddr, k->family == 4 ? 4 : 16);
+	req->id.idiag_cookie[0] = (uint32_t)k->cookie;
+	req->id.idiag_cookie[1] = (uint32_t)(k->cookie >> 32);
+	return NLMSG_ALIGN(nlh->nlmsg_len);
+}
 
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	for (;;) {
-		n = mnl_socket_recvfrom(nl, buf, DIAG_BUF);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (save_fd >= 0 && write(save_fd, buf, n) != n)
-			return -EIO;
-		ret = mnl_cb_run(buf, n, seq, portid, msg_cb, pc);
-		if (pc->err)
-			return pc->err;
-		if (ret == MNL_CB_ERROR)
-			return -errno;
-		if (ret == MNL_CB_STOP) /* NLMSG_DONE */
-			return 0;
+/* Replies to a batch: one SOCK_DIAG_BY_FAMILY per socket found, one
+ * NLMSG_ERROR per socket not found (ENOENT, or ESTALE: another cookie). */
+static int lookup_reply(const struct nlmsghdr *nlh, void *data)
+{
+	struct parse_ctx *pc = data;
+
+	if (nlh->nlmsg_type == NLMSG_ERROR)
+		return MNL_CB_OK;
+	return msg_cb(nlh, pc);
+}
+
+/* Requests per system call: each reply is ~600 bytes with tcp_info, and the
+ * kernel drops replies that do not fit our receive buffer (ENOBUFS). */
+#define LOOKUP_BATCH 48
+
+int cb_diag_lookup(struct cb_diag *d, const struct cb_diag_key *keys, size_t n, cb_diag_fn fn,
+		   void *ctx)
+{
+	struct counting c = { .fn = fn, .ctx = ctx };
+	struct parse_ctx pc = { .fn = count_one, .ctx = &c };
+	if (d->active) {
+		int err = cb_diag_dump_start(d, 0, false); /* drop it (fresh socket) */
+
+		if (err)
+			return err;
+		d->active = false;
 	}
+	for (size_t i = 0; i < n;) {
+		size_t len = 0, batch = n - i < LOOKUP_BATCH ? n - i : LOOKUP_BATCH, replies = 0;
+		unsigned int first = d->seq + 1;
+
+		for (size_t j = 0; j < batch; j++)
+			len += put_lookup(d->buf + len, &keys[i + j], ++d->seq);
+		if (mnl_socket_sendto(d->nl, d->buf, len) < 0)
+			return -errno;
+		/* every request gets exactly one reply message */
+		while (replies < batch) {
+			ssize_t got = diag_recv(d);
+			const struct nlmsghdr *nlh;
+			int left;
+
+			if (got < 0)
+				return (int)got;
+			left = (int)got;
+			for (nlh = (const void *)d->buf; mnl_nlmsg_ok(nlh, left);
+			     nlh = mnl_nlmsg_next(nlh, &left)) {
+				if (nlh->nlmsg_seq < first || nlh->nlmsg_seq > d->seq)
+					continue; /* not ours (a stale reply) */
+				replies++;
+				if (lookup_reply(nlh, &pc) == MNL_CB_ERROR)
+					return -EINVAL;
+				if (pc.err)
+					return pc.err;
+			}
+		}
+		i += batch;
+	}
+	return (int)c.n;
+}
+
+int cb_diag_destroy(struct cb_diag *d, const struct cb_diag_key *keys, size_t n, int *res)
+{
+	if (d->active) {
+		int err = cb_diag_dump_start(d, 0, false); /* drop it (fresh socket) */
+
+		if (err)
+			return err;
+		d->active = false;
+	}
+	for (size_t i = 0; i < n;) {
+		size_t len = 0, batch = n - i < LOOKUP_BATCH ? n - i : LOOKUP_BATCH, acks = 0;
+		unsigned int first = d->seq + 1;
+
+		for (size_t j = 0; j < batch; j++) {
+			struct nlmsghdr *nlh = (void *)(d->buf + len);
+
+			len += put_lookup(d->buf + len, &keys[i + j], ++d->seq);
+			nlh->nlmsg_type = SOCK_DESTROY;
+			nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+			res[i + j] = -ETIMEDOUT;
+		}
+		if (mnl_socket_sendto(d->nl, d->buf, len) < 0)
+			return -errno;
+		while (acks < batch) {
+			ssize_t got = diag_recv(d);
+			const struct nlmsghdr *nlh;
+			int left;
+
+			if (got < 0)
+				return (int)got;
+			left = (int)got;
+			for (nlh = (const void *)d->buf; mnl_nlmsg_ok(nlh, left);
+			     nlh = mnl_nlmsg_next(nlh, &left)) {
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+
+				if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_seq < first ||
+				    nlh->nlmsg_seq > d->seq ||
+				    mnl_nlmsg_get_payload_len(nlh) < sizeof(*e))
+					continue;
+				acks++;
+				res[i + (nlh->nlmsg_seq - first)] = e->error;
+				if (e->error == -EOPNOTSUPP)
+					return -EOPNOTSUPP;
+			}
+		}
+		i += batch;
+	}
+	return 0;
 }
 
 int cb_sock_diag_dump(uint32_t state_mask, cb_diag_fn fn, void *ctx, int save_fd)
 {
-	struct parse_ctx pc = { .fn = fn, .ctx = ctx };
-	static const int families[] = { AF_INET, AF_INET6 };
-	struct mnl_socket *nl;
-	char *buf;
-	int ret = 0;
+	struct cb_diag *d;
+	int err = cb_diag_open(&d);
 
-	buf = malloc(DIAG_BUF);
-	if (!buf)
-		return -ENOMEM;
-	nl = mnl_socket_open(NETLINK_SOCK_DIAG);
-	if (!nl) {
-		ret = -errno;
-		goto out;
-	}
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	for (size_t i = 0; i < 2 && !ret; i++)
-		ret = dump_family(nl, families[i], state_mask, buf, &pc, save_fd);
-out:
-	if (nl)
-		mnl_socket_close(nl);
-	free(buf);
-	return ret;
+	if (err)
+		return err;
+	err = cb_diag_dump(d, state_mask, true, fn, ctx, save_fd);
+	cb_diag_close(d);
+	return err;
 }
 
 int cb_sock_diag_netns(uint32_t *inode)
 {
 	struct stat st;
 
-	if (stat("/proc/self/ns/net", &st))
+	if (stat("/proc/thread-self/ns/net", &st))
 		return -errno;
 	*inode = (uint32_t)st.st_ino;
 	return 0;
@@ -228,6 +494,8 @@ void cb_sock_diag_to_record(const struct cb_diag_sock *s, uint64_t now_ns, uint3
 	out->size = sizeof(*out);
 	out->new_state = s->state;
 	out->flags = CB_RF_SYNTH;
+	if (s->timewait && s->state == CB_TCP_FIN_WAIT2)
+		out->flags |= CB_RF_REMNANT;
 	out->cookie = s->cookie;
 	out->ts_ns = now_ns;
 	out->tuple.family = s->family;
@@ -236,23 +504,19 @@ void cb_sock_diag_to_record(const struct cb_diag_sock *s, uint64_t now_ns, uint3
 	out->tuple.sport = s->sport;
 	out->tuple.dport = s->dport;
 	out->tuple.netns = netns;
-	if (!s->has_info) {
-		out->ctr.last_data_ns = out->ctr.last_seen_ns = now_ns;
+	out->cgroup_id = s->cgroup_id;
+	if (!s->has_info)
 		return;
-	}
 	data_ms = s->last_data_recv_ms < s->last_data_sent_ms ? s->last_data_recv_ms :
 								  s->last_data_sent_ms;
 	seen_ms = data_ms < s->last_ack_recv_ms ? data_ms : s->last_ack_recv_ms;
 	out->ctr.last_data_ns = ago(now_ns, data_ms);
 	out->ctr.last_seen_ns = ago(now_ns, seen_ms);
-	out->ctr.tx_bytes = s->bytes_sent >= s->bytes_retrans ? s->bytes_sent - s->bytes_retrans : 0;
-	out->ctr.rx_bytes = s->bytes_received;
-	/* the peer's FIN occupies one sequence number of bytes_received */
-	if (out->ctr.rx_bytes &&
-	    (s->state == CB_TCP_CLOSE_WAIT || s->state == CB_TCP_LAST_ACK ||
-	     s->state == CB_TCP_CLOSING || s->state == CB_TCP_TIME_WAIT))
-		out->ctr.rx_bytes--;
+	out->flags |= CB_RF_COUNTERS;
+	out->ctr.bytes_acked = s->bytes_acked;
+	out->ctr.bytes_received = s->bytes_received;
 	out->ctr.segs_in = s->segs_in;
 	out->ctr.segs_out = s->segs_out;
-	out->ctr.retrans = s->total_retrans;
+	out->ctr.total_retrans = s->total_retrans;
+	out->ctr.srtt_us = s->rtt_us;
 }
