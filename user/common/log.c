@@ -3,11 +3,13 @@
 #include "common/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
 
 static const char *log_prog = "connbeat";
-static enum cb_log_level log_max = CB_LOG_INFO;
+/* changed on SIGHUP (verbose) while other threads log */
+static _Atomic int log_max = CB_LOG_INFO;
 
 static const char *const level_name[] = {
 	[CB_LOG_ERROR] = "error",
@@ -19,12 +21,17 @@ static const char *const level_name[] = {
 void cb_log_init(const char *prog, enum cb_log_level max_level)
 {
 	log_prog = prog;
-	log_max = max_level;
+	cb_log_set_level(max_level);
+}
+
+void cb_log_set_level(enum cb_log_level max_level)
+{
+	atomic_store_explicit(&log_max, (int)max_level, memory_order_relaxed);
 }
 
 enum cb_log_level cb_log_level(void)
 {
-	return log_max;
+	return (enum cb_log_level)atomic_load_explicit(&log_max, memory_order_relaxed);
 }
 
 static void vlog(enum cb_log_level level, const char *fmt, va_list ap, uint64_t suppressed)
@@ -49,7 +56,7 @@ void cb_log(enum cb_log_level level, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level > log_max)
+	if ((int)level > atomic_load_explicit(&log_max, memory_order_relaxed))
 		return;
 	va_start(ap, fmt);
 	vlog(level, fmt, ap, 0);
@@ -70,7 +77,7 @@ void cb_log_ratelimited(struct cb_ratelimit *rl, enum cb_log_level level, const 
 	uint64_t suppressed = 0;
 	va_list ap;
 
-	if (level > log_max)
+	if ((int)level > atomic_load_explicit(&log_max, memory_order_relaxed))
 		return;
 	/* Benign race: two threads may both open a new window; at worst a
 	 * couple of extra lines get through. */

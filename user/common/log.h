@@ -24,6 +24,8 @@ enum cb_log_level {
 /* Set the program name used as prefix (default "connbeat") and the highest
  * level that is printed (default CB_LOG_INFO). */
 void cb_log_init(const char *prog, enum cb_log_level max_level);
+/* Any thread, any time (SIGHUP's verbose). */
+void cb_log_set_level(enum cb_log_level max_level);
 enum cb_log_level cb_log_level(void);
 
 void cb_log(enum cb_log_level level, const char *fmt, ...)

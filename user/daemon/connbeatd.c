@@ -115,6 +115,7 @@ static void reload(struct cb_daemon *d, int argc, char **argv)
 	atomic_fetch_add_explicit(&d->reloads, 1, memory_order_relaxed);
 	if (!cb_options_reload(&d->opts, &next))
 		return;
+	cb_log_set_level(d->opts.verbose ? CB_LOG_DEBUG : CB_LOG_INFO);
 	cb_map_set_timeouts(d->map, d->opts.idle_ns, d->opts.idle_basis_any,
 			    d->opts.drain_timeout_ns, d->opts.linger_ns);
 	cb_reconcile_set_interval(d->reconcile, d->opts.reconcile_ns);
