@@ -310,11 +310,16 @@ def test_errors():
              "--kill-after", "--dry-run", "--version"]
     t.ok(p.returncode == 0 and all(f in p.stdout for f in flags),
          "connbeat --help lists every flag", [f for f in flags if f not in p.stdout])
+    v1, v2 = t.cli("--version"), t.run_connbeatd("--version")
+    ver = lambda p: p.stdout.split()[-1] if p.returncode == 0 and p.stdout else None  # noqa: E731
+    t.ok(ver(v1) and ver(v1) == ver(v2) and v1.stdout.startswith("connbeat ") and
+         v2.stdout.startswith("connbeatd "),
+         "--version: both binaries print the same version and exit 0", v1.stdout, v2.stdout)
     p = t.run_connbeatd("--help")
     dflags = ["--idle", "--idle-basis", "--drain-timeout", "--linger", "--tick",
               "--max-sessions", "--shards", "--reconcile-interval", "--pin-dir", "--socket",
               "--metrics", "--config", "--beat-interval", "--events-ring-size",
-              "--beats-ring-size", "--trace", "--verbose", "--sweep-period"]
+              "--beats-ring-size", "--trace", "--verbose", "--sweep-period", "--version"]
     t.ok(p.returncode == 0 and all(f in p.stdout for f in dflags),
          "connbeatd --help lists every flag", [f for f in dflags if f not in p.stdout])
 

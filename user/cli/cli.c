@@ -41,12 +41,10 @@
 #include "common/parse.h"
 #include "common/proto.h"
 #include "kernel/cgroup.h"
+#include "common/version.h"
 #include "kernel/loader.h"
 #include "kernel/netns.h"
 
-#ifndef CONNBEAT_VERSION
-#define CONNBEAT_VERSION "0.2.0"
-#endif
 
 enum cmd { CMD_NONE, CMD_STALE, CMD_LIST, CMD_STATS, CMD_DRAIN, CMD_KILL, CMD_EVENTS, CMD_SUMMARY,
 	   CMD_MAX };

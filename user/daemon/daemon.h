@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "core/filter.h"
+#include "common/version.h"
 #include "daemon/control.h"
 #include "daemon/events.h"
 #include "kernel/loader.h"
@@ -26,9 +27,6 @@
 #include "kernel/ring_ingest.h"
 #include "core/session_map.h"
 
-#ifndef CONNBEAT_VERSION
-#define CONNBEAT_VERSION "0.1.0"
-#endif
 
 struct cb_daemon {
 	struct cb_options opts; /* in force; the timeouts change on SIGHUP (main thread) */

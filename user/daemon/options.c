@@ -12,6 +12,7 @@
 
 #include "daemon/config.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "daemon/metrics.h"
 #include "common/parse.h"
 
@@ -24,6 +25,7 @@ enum opt_kind {
 	OPT_FLAG,     /* bool, no argument on the command line */
 	OPT_BASIS,    /* data|any -> bool */
 	OPT_HELP,
+	OPT_VERSION,
 };
 
 struct opt_desc {
@@ -80,6 +82,7 @@ static const struct opt_desc opts[] = {
 	{ "trace", OPT_FLAG, F(trace), 0, 0, false, false, NULL,
 	  "print every kernel record as a line on stdout (debugging)" },
 	{ "verbose", OPT_FLAG, F(verbose), 0, 0, true, false, NULL, "debug logging, libbpf's included" },
+	{ "version", OPT_VERSION, 0, 0, 0, 0, false, true, NULL, "print the version and exit" },
 	{ "help", OPT_HELP, 0, 0, 0, 0, false, true, NULL, "show this help and exit" },
 };
 
@@ -171,7 +174,7 @@ int cb_options_set(struct cb_options *o, const char *name, const char *value, ch
 	uint64_t v = 0;
 	int ret;
 
-	if (!d || d->kind == OPT_HELP)
+	if (!d || d->kind == OPT_HELP || d->kind == OPT_VERSION)
 		return set_err(err, errlen, -ENOENT, "unknown option '%s' (see connbeatd --help)",
 			       name);
 	field = (char *)o + d->offset;
@@ -333,7 +336,8 @@ int cb_options_parse_argv(struct cb_options *o, int argc, char **argv)
 
 	for (size_t i = 0; i < N_OPTS; i++)
 		lo[i] = (struct option){ opts[i].name,
-					 opts[i].kind == OPT_FLAG || opts[i].kind == OPT_HELP ?
+					 opts[i].kind == OPT_FLAG || opts[i].kind == OPT_HELP ||
+								 opts[i].kind == OPT_VERSION ?
 						 no_argument :
 						 required_argument,
 					 NULL, 0 };
@@ -348,6 +352,10 @@ int cb_options_parse_argv(struct cb_options *o, int argc, char **argv)
 			break;
 		if (c == 'h' || (c == 0 && opts[idx].kind == OPT_HELP)) {
 			cb_options_usage(stdout);
+			return 1;
+		}
+		if (c == 0 && opts[idx].kind == OPT_VERSION) {
+			printf("connbeatd %s\n", CONNBEAT_VERSION);
 			return 1;
 		}
 		if (c == 't' || c == 'v') {
@@ -449,7 +457,7 @@ int cb_options_reload(struct cb_options *cur, const struct cb_options *next)
 		char *a = (char *)cur + d->offset;
 		const char *b = (const char *)next + d->offset;
 
-		if (d->kind == OPT_HELP || !memcmp(a, b, sz))
+		if (d->kind == OPT_HELP || d->kind == OPT_VERSION || !memcmp(a, b, sz))
 			continue;
 		if (!strcmp(d->name, "beat-interval") && !next->beat_interval_given)
 			continue; /* derived from --idle: follows it on restart only */
