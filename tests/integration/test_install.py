@@ -152,5 +152,36 @@ def test_unit_verifies():
         shutil.rmtree(prefix, ignore_errors=True)
 
 
-t.run(test_install, test_unit_verifies)
+def bounding_set(unit_text):
+    """The unit's CapabilityBoundingSet= as a setpriv --bounding-set argument."""
+    m = re.search(r"(?m)^CapabilityBoundingSet=(.*)$", unit_text)
+    caps = m.group(1).split() if m else []
+    return "-all," + ",".join("+" + c.lower().replace("cap_", "") for c in caps), caps
+
+
+def test_unit_capabilities():
+    """The daemon starts under the unit's own CapabilityBoundingSet= (as
+    systemd would start it) and keeps exactly what it needs; bounded
+    tighter, it still starts and names what it lacks."""
+    t.skip_all_if_no_bpf()
+    unit = open(os.path.join(t.ROOT, "dist", "connbeatd.service")).read()
+    arg, caps = bounding_set(unit)
+    t.ok({"CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_NET_ADMIN"} <= set(caps),
+         "the unit's bounding set holds the capabilities connbeatd keeps", caps)
+    with t.Daemon("--metrics", "off", trace=False, prefix=["setpriv", "--bounding-set", arg]) as d:
+        st = open("/proc/%d/status" % d.pid).read()
+        eff = int(re.search(r"CapEff:\s*([0-9a-f]+)", st).group(1), 16)
+        bnd = int(re.search(r"CapBnd:\s*([0-9a-f]+)", st).group(1), 16)
+        t.eq((eff, bnd), ((1 << 21) | (1 << 19) | (1 << 12),) * 2,
+             "under the unit's bounding set it starts and keeps SYS_ADMIN, SYS_PTRACE, NET_ADMIN "
+             "(effective and bounding)")
+        t.eq(d.cli("stats").returncode, 0, "and it serves")
+    tight = arg.replace(",+sys_ptrace", "").replace(",+setpcap", "")
+    with t.Daemon("--metrics", "off", trace=False, prefix=["setpriv", "--bounding-set", tight]) as d:
+        t.ok("CAP_SYS_PTRACE" in d.stderr_text() and "not permitted" in d.stderr_text(),
+             "bounded without CAP_SYS_PTRACE it starts and says what it lacks",
+             d.stderr_text()[-1000:])
+
+
+t.run(test_install, test_unit_verifies, test_unit_capabilities)
 t.done()

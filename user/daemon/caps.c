@@ -23,22 +23,58 @@ static int cap_last(void)
 	return last;
 }
 
+static const char *cap_name(int c)
+{
+	switch (c) {
+	case CAP_SYS_ADMIN:
+		return "CAP_SYS_ADMIN (entering other network namespaces)";
+	case CAP_SYS_PTRACE:
+		return "CAP_SYS_PTRACE (reaching the namespaces of other users' processes)";
+	case CAP_NET_ADMIN:
+		return "CAP_NET_ADMIN (connbeat kill)";
+	default:
+		return "a capability";
+	}
+}
+
 int cb_caps_keep_only(unsigned long long keep)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	unsigned long long permitted;
 	int last = cap_last();
+
+	/* Keep only what we hold: a service manager may have bounded us
+	 * tighter (CapabilityBoundingSet=). Say what that costs, and go on. */
+	if (syscall(SYS_capget, &hdr, data)) {
+		cb_err("reading the capabilities (capget) failed: %s", strerror(errno));
+		return -errno;
+	}
+	permitted = (unsigned long long)data[1].permitted << 32 | data[0].permitted;
+	for (int c = 0; c < 64; c++)
+		if ((keep & (1ull << c)) && !(permitted & (1ull << c)))
+			cb_warn("%s is not permitted (a CapabilityBoundingSet= or a container "
+				"without it): what needs it will fail; grant it to connbeatd",
+				cap_name(c));
+	keep &= permitted;
 
 	/* The bounding set first: dropping it needs CAP_SETPCAP, which we
 	 * are about to lose. EINVAL: capability unknown to this kernel. */
 	for (int c = 0; c <= last; c++) {
-		if (c < 64 && (keep & (1ull << c)))
+		if ((c < 64 && (keep & (1ull << c))) || prctl(PR_CAPBSET_READ, c, 0, 0, 0) != 1)
 			continue;
-		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) && errno != EINVAL) {
-			cb_err("dropping capability %d from the bounding set failed: %s", c,
-			       strerror(errno));
-			return -errno;
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0 || errno == EINVAL)
+			continue;
+		if (errno == EPERM) {
+			/* no CAP_SETPCAP (bounded by a service manager): the
+			 * bounding set stays as it set it; with no_new_privs
+			 * and no exec it grants nothing */
+			cb_info("the capability bounding set is left as given (no CAP_SETPCAP)");
+			break;
 		}
+		cb_err("dropping capability %d from the bounding set failed: %s", c,
+		       strerror(errno));
+		return -errno;
 	}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) && errno != EINVAL) {
 		cb_err("clearing the ambient capabilities failed: %s", strerror(errno));
