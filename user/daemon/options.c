@@ -59,7 +59,8 @@ static const struct opt_desc opts[] = {
 	{ "shards", OPT_U32, F(shards), 0, 4096, false, false, "N",
 	  "session-map shards, a power of two (default: from the core count)" },
 	{ "reconcile-interval", OPT_DURATION, F(reconcile_ns), 100 * CB_NSEC_PER_MSEC, DAY, true,
-	  false, "DUR", "how often to reconcile with the kernel (sock_diag, heartbeats map; default 5s)" },
+	  false, "DUR", "how often to look for new or deleted network namespaces, repair "
+	  "reported loss, follow FIN_WAIT2 remnants and take one sweep step (default 5s)" },
 	{ "sweep-period", OPT_DURATION, F(sweep_period_ns), CB_NSEC_PER_SEC, DAY, false, false,
 	  "DUR", "check every socket of every network namespace once per DUR, in small steps "
 	  "(default 2m)" },
