@@ -165,6 +165,15 @@ static void after_apply(const struct cb_record *recs, unsigned int n, void *ctx)
 	cb_events_publish(d->events, recs, n);
 }
 
+/* The reconciler's hook: the closes it applies (a remnant's end, a close
+ * the rings lost) are streamed like the rings' own. */
+static void after_reconcile_close(const struct cb_record *rec, void *ctx)
+{
+	struct cb_daemon *d = ctx;
+
+	cb_events_publish(d->events, rec, 1);
+}
+
 static void describe_ready(struct cb_daemon *d, uint64_t seed_ns)
 {
 	struct cb_reconcile_stats rs;
@@ -264,6 +273,8 @@ static int run_daemon(struct cb_daemon *d, int argc, char **argv)
 	ro.interval_ns = o->reconcile_ns;
 	ro.sweep_period_ns = o->sweep_period_ns;
 	ro.owners = d->owners;
+	ro.on_close = after_reconcile_close; /* d->events is made before its thread starts */
+	ro.ctx = d;
 	if (cb_reconcile_new(&d->reconcile, &ro))
 		return 1;
 	seed_start = mono_ns();

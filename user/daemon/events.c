@@ -20,8 +20,9 @@
 
 #pragma GCC poison u8 u16 u32 u64
 
-/* A subscriber's ring: the ingest thread alone writes head, the client's
- * thread alone writes tail (single producer, single consumer). */
+/* A subscriber's ring: the publishers write head one at a time (under
+ * cb_events.lock), the client's thread alone writes tail (single producer,
+ * single consumer). */
 struct sub {
 	struct cb_match mt;
 	uint64_t *bits;    /* cgroup ids under the filter's path */

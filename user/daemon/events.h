@@ -6,13 +6,15 @@
  * clients.
  *
  * The ingest thread publishes every applied batch (cb_events_publish, its
- * after-apply hook); each subscriber has a ring of its own that the ingest
- * thread fills and the client's thread drains. Ingest never waits: a full
- * ring counts the event as missed for that client, and the next frame tells
- * it how many ("missed N events"). With no subscriber, publishing costs one
- * atomic load per batch. While someone subscribes, the programs report every
- * state change (the loader's all_states switch), not only the first step of
- * a close.
+ * after-apply hook), and the reconciler the closes it applies (a remnant's
+ * end, a close the rings lost: the kernel reports neither); each
+ * subscriber has a ring of its own that the publishers fill, one at a time
+ * under the broker's lock, and the client's thread drains. Ingest never
+ * waits: a full ring counts the event as missed for that client, and the
+ * next frame tells it how many ("missed N events"). With no subscriber,
+ * publishing costs one atomic load per batch. While someone subscribes, the
+ * programs report every state change (the loader's all_states switch), not
+ * only the first step of a close.
  *
  * How it ended: RST received (a RESET record came first), RST sent (an
  * abort: CLOSE straight from ESTABLISHED or CLOSE_WAIT, or a RESET we
@@ -35,7 +37,8 @@ struct cb_events;
 int cb_events_new(struct cb_events **out, struct cb_daemon *d);
 void cb_events_free(struct cb_events *b);
 
-/* The ingest hook (cb_ingest_hook): records just applied. */
+/* The ingest hook (cb_ingest_hook), and the reconciler's on_close: records
+ * just applied. */
 void cb_events_publish(struct cb_events *b, const struct cb_record *recs, unsigned int n);
 
 /* Serve one subscriber on its connection until it hangs up. */

@@ -333,6 +333,8 @@ static bool close_session(struct cb_reconciler *r, const struct cb_lookup *l, bo
 	rec.tuple.netns = l->netns;
 	if (cb_apply_record(r->m, &rec, rec.ts_ns) != CB_APPLY_UPDATED)
 		return false;
+	if (r->o.on_close)
+		r->o.on_close(&rec, r->o.ctx);
 	if (count)
 		add(&r->corr[CB_CORR_MISSED_CLOSE], 1);
 	if (r->o.heartbeats_fd >= 0 &&

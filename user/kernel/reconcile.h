@@ -111,6 +111,11 @@ struct cb_reconcile_opts {
 	uint64_t interval_ns;     /* between passes of the thread */
 	uint64_t sweep_period_ns; /* every socket once per period */
 	struct cb_owners *owners; /* NULL: no owners pass */
+	/* each close applied here (a remnant's end, a close the rings lost),
+	 * on the applying thread, after the map has it: NULL, or the daemon's
+	 * events stream (the ingest thread hands it the rings' records) */
+	void (*on_close)(const struct cb_record *rec, void *ctx);
+	void *ctx;
 };
 
 struct cb_reconciler;
