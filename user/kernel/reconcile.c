@@ -192,6 +192,12 @@ struct sweep {
 	uint64_t t0;             /* ... begun then */
 	uint64_t cycle_sockets, last_cycle_sockets;
 	struct cb_lookups suspects; /* contradictions to look up again next tick */
+	/* sockets a read brought beyond the tick's budget (sock_diag hands
+	 * over a kernel batch at a time, up to a few hundred): the next tick
+	 * takes them first, so that no tick handles more than its budget */
+	struct cb_diag_sock *held;
+	size_t nheld, held_pos, held_cap;
+	int held_end; /* the dump ended behind them: 0 complete, or -errno */
 };
 
 struct remnant {
@@ -268,9 +274,22 @@ static struct ns_entry *ns_find(struct cb_reconciler *r, uint32_t inode)
 	return NULL;
 }
 
-/* Copy how to reach `inode` (for a query thread). */
+static int find_info(const struct cb_netns_info *ns, void *ctx)
+{
+	struct cb_netns_info *want = ctx;
+
+	if (ns->inode != want->inode)
+		return 0;
+	*want = *ns;
+	return -ECANCELED; /* found: stop */
+}
+
+/* Copy how to reach `inode` (for a query thread). A netns born since the
+ * last discovery (a new pod's, within its first interval) is looked for
+ * now: not looking would report its live sockets as gone. */
 static bool ns_info(struct cb_reconciler *r, uint32_t inode, struct cb_netns_info *out)
 {
+	struct cb_netns_info f = { .inode = inode };
 	struct ns_entry *e;
 
 	pthread_mutex_lock(&r->ns_lock);
@@ -278,7 +297,12 @@ static bool ns_info(struct cb_reconciler *r, uint32_t inode, struct cb_netns_inf
 	if (e)
 		*out = e->info;
 	pthread_mutex_unlock(&r->ns_lock);
-	return e != NULL;
+	if (e)
+		return true;
+	if (!inode || cb_netns_discover(find_info, &f, NULL) != -ECANCELED)
+		return false;
+	*out = f;
+	return true;
 }
 
 /* ---- entering a netns: open a sock_diag socket there ---------------------- */
@@ -956,21 +980,20 @@ struct sweep_ctx {
 	uint32_t netns;
 	uint64_t t0;
 	uint64_t sockets;
+	uint64_t limit; /* sockets this tick may still handle; the rest are held */
 };
 
-/* One socket of the sweep: mark its session seen; a contradiction is a
- * suspect, looked up again next tick. */
-static int on_sweep_socket(const struct cb_diag_sock *d, void *ctx)
+/* One socket of the sweep (netns, dump begun at t0): mark its session seen;
+ * a contradiction is a suspect, looked up again next tick. */
+static void sweep_one(struct cb_reconciler *r, const struct cb_diag_sock *d, uint32_t netns,
+		      uint64_t t0)
 {
-	struct sweep_ctx *sc = ctx;
-	struct cb_reconciler *r = sc->r;
 	struct cb_shard *sh;
 	struct cb_session *s;
 	bool suspect = false;
 
-	sc->sockets++;
 	if (d->state == CB_TCP_SYN_RECV || d->state == CB_TCP_SYN_SENT || !d->cookie)
-		return 0;
+		return;
 	sh = cb_map_shard(r->m, d->cookie);
 	cb_shard_lock(sh);
 	s = __cb_shard_lookup(sh, d->cookie);
@@ -979,7 +1002,7 @@ static int on_sweep_socket(const struct cb_diag_sock *d, void *ctx)
 	} else if (cb_session_state(s) != CB_ST_CLOSED) {
 		s->flags |= CB_SF_SWEEP_SEEN;
 		if (cb_tcp_state_draining(d->state) && cb_session_state(s) != CB_ST_DRAINING)
-			suspect = s->last_seen_ns < sc->t0;
+			suspect = s->last_seen_ns < t0;
 		else if (d->state != s->tcp_state && cb_tcp_state_draining(s->tcp_state))
 			s->tcp_state = d->state; /* a later step of its close: not reported */
 	}
@@ -987,9 +1010,33 @@ static int on_sweep_socket(const struct cb_diag_sock *d, void *ctx)
 	if (suspect && r->sw.suspects.n < 65536) {
 		struct cb_lookup l;
 
-		diag_lookup(d, sc->netns, &l);
+		diag_lookup(d, netns, &l);
 		cb_lookups_push(&r->sw.suspects, &l);
 	}
+}
+
+/* A socket of the dump: handled now while the tick's budget lasts, else
+ * held for the next tick. */
+static int on_sweep_socket(const struct cb_diag_sock *d, void *ctx)
+{
+	struct sweep_ctx *sc = ctx;
+	struct sweep *sw = &sc->r->sw;
+
+	if (sc->sockets >= sc->limit) {
+		if (sw->nheld == sw->held_cap) {
+			size_t cap = sw->held_cap ? 2 * sw->held_cap : 256;
+			struct cb_diag_sock *v = realloc(sw->held, cap * sizeof(*v));
+
+			if (!v)
+				return -ENOMEM;
+			sw->held = v;
+			sw->held_cap = cap;
+		}
+		sw->held[sw->nheld++] = *d;
+		return 0;
+	}
+	sc->sockets++;
+	sweep_one(sc->r, d, sc->netns, sc->t0);
 	return 0;
 }
 
@@ -1041,6 +1088,7 @@ static int settle_suspects(struct cb_reconciler *r)
 struct cycle_walk {
 	struct cb_reconciler *r;
 	struct cb_lookups cand;
+	struct cb_lookups untracked; /* of a netns no discovery reaches */
 	int err;
 };
 
@@ -1061,12 +1109,50 @@ static void visit_cycle_end(struct cb_map *m, struct cb_shard *sh, struct cb_ses
 		return;
 	/* the reconcile thread alone changes the table: no lock needed to read */
 	e = ns_find(r, cb_session_netns(m, s));
-	if (!e || e->swept_cycle != r->sw.cycle || s->last_seen_ns >= e->sweep_t0 ||
+	if (!e) {
+		/* its netns went before a discovery saw it (or is out of
+		 * reach): silent since the cycle began, it is checked below */
+		uint64_t t0 = r->sw.cycle_start_ns > CB_RECONCILE_MARGIN_NS ?
+				      r->sw.cycle_start_ns - CB_RECONCILE_MARGIN_NS : 0;
+
+		if (s->last_seen_ns >= t0 || s->first_seen_ns >= t0)
+			return;
+		cb_lookup_of_session(m, s, &l);
+		if (!cw->err)
+			cw->err = cb_lookups_push(&cw->untracked, &l);
+		return;
+	}
+	if (e->swept_cycle != r->sw.cycle || s->last_seen_ns >= e->sweep_t0 ||
 	    s->first_seen_ns >= e->sweep_t0)
 		return;
 	cb_lookup_of_session(m, s, &l);
 	if (!cw->err)
 		cw->err = cb_lookups_push(&cw->cand, &l);
+}
+
+/* Sessions of a netns no discovery reaches: the programs delete a socket's
+ * heartbeats entry when it is destroyed, even when its CLOSE is lost, so
+ * one without an entry is gone; it is looked up (in case its netns is
+ * reachable after all) and closed. */
+static int untracked_candidates(struct cb_reconciler *r, struct cycle_walk *cw)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct cb_heartbeat *slots;
+	int err = 0;
+
+	if (!cw->untracked.n || r->o.heartbeats_fd < 0 || ncpu <= 0)
+		return 0;
+	slots = calloc(ncpu, sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	for (size_t i = 0; !err && i < cw->untracked.n; i++) {
+		struct cb_hb_key key = { .cookie = cw->untracked.v[i].key.cookie };
+
+		if (bpf_map_lookup_elem(r->o.heartbeats_fd, &key, slots) && errno == ENOENT)
+			err = cb_lookups_push(&cw->cand, &cw->untracked.v[i]);
+	}
+	free(slots);
+	return err;
 }
 
 static int end_cycle(struct cb_reconciler *r, uint64_t now)
@@ -1077,8 +1163,10 @@ static int end_cycle(struct cb_reconciler *r, uint64_t now)
 
 	while (!cb_map_cursor_done(r->m, &cur))
 		cb_map_visit(r->m, &cur, visit_cycle_end, &cw);
-	err = cw.err ? cw.err : verify_closes(r, &cw.cand, true);
+	err = cw.err ? cw.err : untracked_candidates(r, &cw);
+	err = err ? err : verify_closes(r, &cw.cand, true);
 	cb_lookups_free(&cw.cand);
+	cb_lookups_free(&cw.untracked);
 	add(&r->sweep_cycles, 1);
 	atomic_store_explicit(&r->sweep_last_cycle_ns, now - r->sw.cycle_start_ns,
 			      memory_order_relaxed);
@@ -1105,6 +1193,22 @@ static int sweep_open_cb(void *ctx)
 	return err;
 }
 
+/* The dump of the netns being swept ended (ret 0: complete, or -errno) and
+ * every socket it read has been handled. */
+static void sweep_dump_done(struct cb_reconciler *r, int ret)
+{
+	struct ns_entry *e = ns_find(r, r->sw.inode);
+
+	if (ret < 0) {
+		count_dump_failure(r, r->sw.inode, ret);
+	} else if (e) {
+		e->swept_cycle = r->sw.cycle;
+		e->sweep_t0 = r->sw.t0;
+	}
+	if (e && &r->ns[r->sw.pos] == e)
+		r->sw.pos++;
+}
+
 /* One tick of the sweep: at most `budget` sockets. */
 static int sweep_tick(struct cb_reconciler *r)
 {
@@ -1127,6 +1231,22 @@ static int sweep_tick(struct cb_reconciler *r)
 		int ret;
 
 		now = mono_ns();
+		if (r->sw.held_pos < r->sw.nheld) {
+			/* what the last read brought beyond the budget, first */
+			uint64_t k = 0;
+
+			for (; k < left && r->sw.held_pos < r->sw.nheld; k++)
+				sweep_one(r, &r->sw.held[r->sw.held_pos++], r->sw.inode, r->sw.t0);
+			left -= k;
+			r->sw.cycle_sockets += k;
+			add(&r->sweep_sockets, k);
+			if (r->sw.held_pos < r->sw.nheld)
+				break; /* the budget ran out */
+			r->sw.nheld = r->sw.held_pos = 0;
+			if (!r->sw.diag)
+				sweep_dump_done(r, r->sw.held_end);
+			continue;
+		}
 		if (!r->sw.diag) {
 			if (r->sw.pos >= r->nns) {
 				ret = end_cycle(r, now);
@@ -1145,23 +1265,21 @@ static int sweep_tick(struct cb_reconciler *r)
 		}
 		sc.netns = r->sw.inode;
 		sc.t0 = r->sw.t0;
+		sc.limit = left;
 		ret = cb_diag_dump_more(r->sw.diag, left, on_sweep_socket, &sc);
-		left -= sc.sockets < left ? sc.sockets : left;
+		left -= sc.sockets; /* at most left: the rest is held */
 		r->sw.cycle_sockets += sc.sockets;
 		add(&r->sweep_sockets, sc.sockets);
 		if (ret > 0)
 			continue; /* the budget ran out (left is 0) */
 		cb_diag_close(r->sw.diag);
 		r->sw.diag = NULL;
-		e = ns_find(r, r->sw.inode);
-		if (ret < 0) {
-			count_dump_failure(r, r->sw.inode, ret);
-		} else if (e) {
-			e->swept_cycle = r->sw.cycle;
-			e->sweep_t0 = r->sw.t0;
+		if (r->sw.held_pos < r->sw.nheld) {
+			r->sw.held_end = ret; /* done when the held ones are */
+			continue;
 		}
-		if (e && &r->ns[r->sw.pos] == e)
-			r->sw.pos++;
+		r->sw.nheld = r->sw.held_pos = 0;
+		sweep_dump_done(r, ret);
 	}
 	if (budget - left > get(&r->sweep_tick_max))
 		atomic_store_explicit(&r->sweep_tick_max, budget - left, memory_order_relaxed);
@@ -1460,11 +1578,13 @@ static void *reconcile_main(void *arg)
 			deadline.tv_sec++;
 			deadline.tv_nsec -= 1000000000L;
 		}
-		while (!r->stop &&
+		while (!r->stop && iv == atomic_load_explicit(&r->interval_ns, memory_order_relaxed) &&
 		       pthread_cond_timedwait(&r->cond, &r->lock, &deadline) != ETIMEDOUT)
 			;
 		if (r->stop)
 			break;
+		if (iv != atomic_load_explicit(&r->interval_ns, memory_order_relaxed))
+			continue; /* reloaded (SIGHUP): wait the new interval, from now */
 		pthread_mutex_unlock(&r->lock);
 		cb_reconcile_pass(r);
 		pthread_mutex_lock(&r->lock);
@@ -1544,6 +1664,7 @@ void cb_reconcile_free(struct cb_reconciler *r)
 	cb_reconcile_stop(r);
 	cb_diag_close(r->sw.diag);
 	cb_lookups_free(&r->sw.suspects);
+	free(r->sw.held);
 	free(r->ns);
 	free(r->rem);
 	pthread_cond_destroy(&r->cond);

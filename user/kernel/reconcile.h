@@ -35,7 +35,11 @@
  *       and tuple, and closed only if the kernel has no such socket (one
  *       dump alone is never trusted: inet_diag can skip a live socket whose
  *       hash chain changes mid-dump). Worst case, a close nobody reported
- *       stays listed for two sweep periods plus an interval;
+ *       stays listed for two sweep periods plus an interval. Sessions of a
+ *       netns no discovery reaches (gone before one saw it) that were
+ *       silent all the cycle and whose heartbeats entry is gone (the
+ *       programs delete it at destroy, even when the CLOSE is lost) are
+ *       closed the same way;
  *    5. owners: when sessions of unknown owner exist, an owners pass
  *       (kernel/owners.h), at most every max(interval, 20 × its last
  *       duration).
@@ -161,9 +165,10 @@ void cb_lookup_of_session(const struct cb_map *m, const struct cb_session *s, st
 void cb_lookups_free(struct cb_lookups *l);
 
 /* Exact lookups, grouped by netns, each netns entered once: fn once per
- * socket found (match by cookie). A netns that is not tracked or cannot be
- * entered reports nothing for its sockets. Returns how many were found, or
- * -errno. Holds no lock across the lookups. */
+ * socket found (match by cookie). A netns not tracked yet (born since the
+ * last discovery) is looked for by a discovery now; one that cannot be
+ * reached or entered reports nothing for its sockets. Returns how many were
+ * found, or -errno. Holds no lock across the lookups. */
 int cb_reconcile_lookup(struct cb_reconciler *r, const struct cb_lookup *items, size_t n,
 			cb_diag_fn fn, void *ctx);
 

@@ -1,0 +1,874 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Unit tests for the reconciler (kernel/reconcile.h) against the real
+ * kernel: a real session map, real loopback sockets of this process (their
+ * cookies from getsockopt(SO_COOKIE)), and cb_reconcile_seed() /
+ * cb_reconcile_pass() called on the test's own thread — no reconcile thread,
+ * no BPF maps (heartbeats_fd, lost_fd and stats_fd are -1), no owners.
+ * Nothing waits for the reconciler: a test runs passes until what it checks
+ * holds, bounded by the passes reconcile.h promises it takes, and asserts
+ * that the bound was not hit.
+ *
+ * The reconciler reads every network namespace of the host, and other test
+ * programs may be busy with sockets of their own meanwhile. So that counts
+ * can be exact, the program runs in namespaces of its own (main): a new
+ * network namespace (only the sockets made here), a new PID namespace with
+ * its own /proc and an empty /run/netns (discovery finds that netns and no
+ * other). That netns is made with a one-bucket TCP hash
+ * (net.ipv4.tcp_child_ehash_entries = 1, set in a throw-away parent netns,
+ * never on the host), which makes the hash chain order — newest first — and
+ * so a dump's place in it known: that is how test_one_dump_is_not_trusted
+ * makes a dump skip live sockets, on purpose.
+ *
+ * Needs root (namespaces, setns, sock_diag): without it every case skips.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "core/apply.h"
+#include "core/session_map.h"
+#include "core/state.h"
+#include "kernel/netns.h"
+#include "kernel/reconcile.h"
+#include "kernel/sock_diag.h"
+
+#ifndef SO_COOKIE
+#define SO_COOKIE 57
+#endif
+
+#define MS 1000000ull
+#define S 1000000000ull
+
+static bool isolated;   /* running in the namespaces of our own (main) */
+static bool one_bucket; /* ... whose TCP hash has a single bucket */
+
+#define NEED_ISOLATION()                                                                 \
+	do {                                                                             \
+		if (!isolated) {                                                         \
+			fprintf(stderr, "test_reconcile: not root: the reconciler needs "  \
+					"namespaces of its own and sock_diag\n");        \
+			skip();                                                          \
+		}                                                                        \
+	} while (0)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * S + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The sweep leaves alone a session heard of less than CB_RECONCILE_MARGIN_NS
+ * before its netns's dump began (a record's time may lag the truth by that
+ * much), and a seeded session was first heard of when seeding applied it.
+ * So once the sessions of a case are in place, the clock must be past that
+ * margin for the case to mean anything: wait for that deadline once. This
+ * is a precondition stated by reconcile.h, not a timing assertion; nothing
+ * afterwards depends on how long anything takes.
+ */
+static void past_margin(uint64_t since)
+{
+	uint64_t t = since + CB_RECONCILE_MARGIN_NS + MS;
+	struct timespec ts = { .tv_sec = (time_t)(t / S), .tv_nsec = (long)(t % S) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+	assert_true(now_ns() > since + CB_RECONCILE_MARGIN_NS);
+}
+
+/* ---- sockets ----------------------------------------------------------------- */
+
+struct end {
+	int fd;
+	uint64_t cookie;
+	struct cb_diag_key key; /* cookie and tuple, as a session has them */
+};
+
+struct pair {
+	struct end c; /* the connecting end */
+	struct end a; /* the accepted end */
+};
+
+static uint64_t cookie_of(int fd)
+{
+	uint64_t c = 0;
+	socklen_t len = sizeof(c);
+
+	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len), 0);
+	assert_true(c != 0);
+	return c;
+}
+
+static void end_of(int fd, struct end *e)
+{
+	struct sockaddr_storage a, b;
+	socklen_t la = sizeof(a), lb = sizeof(b);
+	struct cb_diag_key *k = &e->key;
+
+	memset(e, 0, sizeof(*e));
+	e->fd = fd;
+	e->cookie = cookie_of(fd);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &la), 0);
+	assert_int_equal(getpeername(fd, (struct sockaddr *)&b, &lb), 0);
+	k->cookie = e->cookie;
+	if (a.ss_family == AF_INET) {
+		k->family = 4;
+		memcpy(k->saddr, &((struct sockaddr_in *)&a)->sin_addr, 4);
+		memcpy(k->daddr, &((struct sockaddr_in *)&b)->sin_addr, 4);
+		k->sport = ntohs(((struct sockaddr_in *)&a)->sin_port);
+		k->dport = ntohs(((struct sockaddr_in *)&b)->sin_port);
+	} else {
+		k->family = 6;
+		memcpy(k->saddr, &((struct sockaddr_in6 *)&a)->sin6_addr, 16);
+		memcpy(k->daddr, &((struct sockaddr_in6 *)&b)->sin6_addr, 16);
+		k->sport = ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+		k->dport = ntohs(((struct sockaddr_in6 *)&b)->sin6_port);
+	}
+}
+
+/* A listener on 127.0.0.1 or ::1, any port. */
+static int listener(int family)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int l = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(l >= 0);
+	ss.ss_family = family;
+	if (family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	assert_int_equal(bind(l, (struct sockaddr *)&ss, len), 0);
+	assert_int_equal(listen(l, 4096), 0);
+	return l;
+}
+
+/* A connected pair through listener l: both ends ESTABLISHED on return. */
+static void mk_pair(int l, struct pair *p)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int c, a;
+
+	assert_int_equal(getsockname(l, (struct sockaddr *)&ss, &len), 0);
+	c = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(c >= 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&ss, len), 0);
+	a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(a >= 0);
+	end_of(c, &p->c);
+	end_of(a, &p->a);
+}
+
+/* Close abortively (SO_LINGER 0: a RST, no TIME_WAIT): when close() returns
+ * the socket is out of the kernel's tables, and so is its peer once both
+ * ends are closed this way. No record of it reaches the map. */
+static void rst_close(struct end *e)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (e->fd < 0)
+		return;
+	assert_int_equal(setsockopt(e->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	assert_int_equal(close(e->fd), 0);
+	e->fd = -1;
+}
+
+static void rst_close_pair(struct pair *p)
+{
+	rst_close(&p->c);
+	rst_close(&p->a);
+}
+
+/* Wait (bounded) until the kernel has moved fd to TCP state st: a wait for
+ * the kernel's loopback processing, as in test_sock_diag, not for us. */
+static void wait_state(int fd, uint8_t st)
+{
+	struct tcp_info ti;
+	socklen_t len;
+
+	for (int i = 0; i < 5000; i++) {
+		len = sizeof(ti);
+		assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+		if (ti.tcpi_state == st)
+			return;
+		usleep(1000);
+	}
+	fail_msg("socket never reached TCP state %u", st);
+}
+
+/* An orderly close, the connecting end first: it ends in TIME_WAIT (a
+ * timewait socket under the same cookie), the accepted end is gone. */
+static void fin_close_pair(struct pair *p)
+{
+	char c;
+
+	assert_int_equal(shutdown(p->c.fd, SHUT_WR), 0);
+	assert_int_equal(read(p->a.fd, &c, 1), 0);
+	assert_int_equal(shutdown(p->a.fd, SHUT_WR), 0);
+	assert_int_equal(read(p->c.fd, &c, 1), 0);
+	wait_state(p->a.fd, CB_TCP_CLOSE); /* LAST_ACK, then the final ACK */
+	wait_state(p->c.fd, CB_TCP_CLOSE); /* handed over to TIME_WAIT */
+	assert_int_equal(close(p->c.fd), 0);
+	assert_int_equal(close(p->a.fd), 0);
+	p->c.fd = p->a.fd = -1;
+}
+
+/* ---- the map and the reconciler ------------------------------------------------ */
+
+struct rig {
+	struct cb_map *m;
+	struct cb_reconciler *r;
+	uint64_t iv, period;
+};
+
+static struct rig *current_rig; /* left behind by a case that failed half-way */
+
+/* A fresh map and reconciler: the sweep's budget per tick is
+ * max(CB_SWEEP_MIN_BUDGET, ceil(sessions × iv / period)) (reconcile.c,
+ * sweep_tick). */
+static void rig_up(struct rig *g, uint64_t iv, uint64_t period)
+{
+	struct cb_map_config c = {
+		.max_sessions = 1 << 16,
+		.shards = 4,
+		.tick_ns = 100 * MS,
+		.idle_ns = 3600 * S,
+		.drain_timeout_ns = 3600 * S,
+		.linger_ns = 3600 * S,
+	};
+	struct cb_reconcile_opts o = {
+		.heartbeats_fd = -1,
+		.lost_fd = -1,
+		.stats_fd = -1,
+		.interval_ns = iv,
+		.sweep_period_ns = period,
+	};
+
+	memset(g, 0, sizeof(*g));
+	g->iv = iv;
+	g->period = period;
+	g->m = cb_map_new(&c, now_ns());
+	assert_non_null(g->m);
+	o.map = g->m;
+	assert_int_equal(cb_reconcile_new(&g->r, &o), 0);
+	current_rig = g;
+}
+
+static void rig_down(struct rig *g)
+{
+	cb_reconcile_free(g->r);
+	cb_map_free(g->m);
+	current_rig = NULL;
+}
+
+/* After every case: what a failed one left behind (its rig, its sockets,
+ * abortively) goes, so that the next case starts from an empty netns. */
+static int teardown(void **state)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct dirent *de;
+	DIR *d;
+
+	(void)state;
+	if (current_rig)
+		rig_down(current_rig);
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		int fd = atoi(de->d_name);
+		struct stat sb;
+
+		if (fd <= 2 || fd == dirfd(d) || fstat(fd, &sb) || !S_ISSOCK(sb.st_mode))
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd);
+	}
+	closedir(d);
+	return 0;
+}
+
+static struct cb_reconcile_stats rstats(const struct rig *g)
+{
+	struct cb_reconcile_stats st;
+
+	cb_reconcile_stats(g->r, &st);
+	return st;
+}
+
+static uint64_t closed_sessions(const struct rig *g)
+{
+	struct cb_map_stats ms;
+
+	cb_map_stats(g->m, &ms);
+	return ms.live[CB_ST_CLOSED];
+}
+
+static void pass(struct rig *g)
+{
+	assert_int_equal(cb_reconcile_pass(g->r), 0);
+}
+
+/* Passes a sweep cycle takes over n sockets at `budget` a tick: the ticks
+ * that read them, and one more for the cycle's end (its verification). */
+static unsigned int cycle_passes(uint64_t n, uint64_t budget)
+{
+	return (unsigned int)((n + budget - 1) / budget + 1);
+}
+
+/* A copy of the session of `cookie`; false when the map has none. */
+static bool session_of(const struct rig *g, uint64_t cookie, struct cb_session *out)
+{
+	struct cb_shard *sh = cb_map_shard(g->m, cookie);
+	struct cb_session *s;
+
+	cb_shard_lock(sh);
+	s = __cb_shard_lookup(sh, cookie);
+	if (s)
+		memcpy(out, s, sizeof(*out));
+	cb_shard_unlock(sh);
+	return s != NULL;
+}
+
+/* Its drain state; CB_ST_COUNT when the map has no such session. */
+static unsigned int state_of(const struct rig *g, uint64_t cookie)
+{
+	struct cb_session s;
+
+	return session_of(g, cookie, &s) ? cb_session_state(&s) : CB_ST_COUNT;
+}
+
+static bool all_in_state(const struct rig *g, const struct end *const *ends, size_t n,
+			 unsigned int st)
+{
+	for (size_t i = 0; i < n; i++)
+		if (state_of(g, ends[i]->cookie) != st)
+			return false;
+	return true;
+}
+
+/* The session of end e has its tuple, in our netns. */
+static void assert_tuple(const struct rig *g, const struct end *e)
+{
+	struct cb_session s;
+	size_t alen = e->key.family == 4 ? 4 : 16;
+
+	assert_true(session_of(g, e->cookie, &s));
+	assert_int_equal(!!(s.flags & CB_SF_FAMILY6), e->key.family == 6);
+	assert_int_equal(s.sport, e->key.sport);
+	assert_int_equal(s.dport, e->key.dport);
+	assert_memory_equal(s.saddr, e->key.saddr, alen);
+	assert_memory_equal(s.daddr, e->key.daddr, alen);
+	assert_int_equal(cb_session_netns(g->m, &s), cb_netns_self());
+}
+
+/* What the ingest thread applies for the programs' OPEN of end e. */
+static void apply_open(struct rig *g, const struct end *e)
+{
+	struct cb_record r;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = CB_REC_OPEN;
+	r.version = CB_ABI_VERSION;
+	r.size = sizeof(r);
+	r.cookie = e->cookie;
+	r.ts_ns = now_ns();
+	r.old_state = CB_TCP_SYN_SENT;
+	r.new_state = CB_TCP_ESTABLISHED;
+	r.tuple.family = e->key.family;
+	memcpy(r.tuple.saddr, e->key.saddr, 16);
+	memcpy(r.tuple.daddr, e->key.daddr, 16);
+	r.tuple.sport = e->key.sport;
+	r.tuple.dport = e->key.dport;
+	r.tuple.netns = cb_netns_self();
+	assert_int_equal(cb_apply_record(g->m, &r, now_ns()), CB_APPLY_INSERTED);
+}
+
+/* ---- 4. one dump is never trusted to say a socket is gone ----------------------- */
+
+/*
+ * inet_diag keeps a dump's place in a hash chain as a count of the entries
+ * already walked; remove entries before that place between two reads and
+ * the dump skips as many live sockets after it (sock_diag.h). In our
+ * one-bucket netns every socket is in one chain, newest first, so that is
+ * made to happen here on purpose: the sweep's first tick reads the head of
+ * the chain (at least CB_SWEEP_MIN_BUDGET sockets, and the kernel has the
+ * next batch ready), then the K newest pairs — at the very head, long
+ * passed — are closed with no CLOSE record, and the rest of the dump skips
+ * exactly 2K live sockets: the cycle reads n - 2K sockets, not n. At the
+ * cycle's end those 2K sessions were not met by the dump and have been
+ * silent all along: they must be looked up exactly (2K lookups) and stay
+ * open. The 2K closed ones were met by this cycle's dump (before they
+ * closed), so it is the next cycle that closes them, once looked up gone.
+ */
+#define SKIP_PAIRS 1000
+#define SKIP_CLOSED 10
+
+static void test_one_dump_is_not_trusted(void **state)
+{
+	static struct pair p[SKIP_PAIRS];
+	struct cb_reconcile_stats st0, st;
+	uint64_t t, budget, n = 2 * SKIP_PAIRS, cycle1;
+	unsigned int bound, passes;
+	static struct rig g; /* static: the teardown may need it after a failure */
+	int l;
+
+	NEED_ISOLATION();
+	if (!one_bucket) {
+		/* a kernel before 6.1 (no tcp_child_ehash_entries): the hash
+		 * order is random and the skip cannot be made on purpose. Case 1
+		 * (test_missed_close) still shows that a close is only applied
+		 * after an exact lookup found the socket gone. */
+		fprintf(stderr, "test_reconcile: no one-bucket TCP hash here\n");
+		skip();
+	}
+	rig_up(&g, 1 * S, 1000 * S); /* budget: the minimum, 64 */
+	l = listener(AF_INET);
+	for (int i = 0; i < SKIP_PAIRS; i++)
+		mk_pair(l, &p[i]);
+	assert_int_equal(cb_reconcile_seed(g.r), 0);
+	t = now_ns();
+	st0 = rstats(&g);
+	assert_int_equal(st0.seeded, n);
+	assert_int_equal(st0.netns, 1);
+	past_margin(t);
+
+	/* the first tick: the head of the chain, not the whole of it */
+	pass(&g);
+	st = rstats(&g);
+	budget = st.sweep_budget;
+	assert_int_equal(budget, CB_SWEEP_MIN_BUDGET);
+	assert_int_equal(st.sweep_cycles, 0);
+	assert_int_equal(st.sweep_sockets, budget); /* no more, though it read more */
+
+	/* the newest pairs, at the head of the chain, met by that tick ... */
+	for (int i = SKIP_PAIRS - SKIP_CLOSED; i < SKIP_PAIRS; i++) {
+		struct cb_session s;
+
+		assert_true(session_of(&g, p[i].c.cookie, &s) && (s.flags & CB_SF_SWEEP_SEEN));
+		assert_true(session_of(&g, p[i].a.cookie, &s) && (s.flags & CB_SF_SWEEP_SEEN));
+	}
+	/* ... and now gone without a word */
+	for (int i = SKIP_PAIRS - SKIP_CLOSED; i < SKIP_PAIRS; i++)
+		rst_close_pair(&p[i]);
+
+	bound = cycle_passes(n, budget);
+	for (passes = 1; passes < bound && rstats(&g).sweep_cycles < 1; passes++)
+		pass(&g);
+	st = rstats(&g);
+	assert_int_equal(st.sweep_cycles, 1); /* within a cycle's passes */
+	cycle1 = st.sweep_sockets;
+	/* the dump really missed 2K live sockets (it had read the closed ones) */
+	assert_int_equal(cycle1, n - 2 * SKIP_CLOSED);
+	/* ... and their sessions were looked up, not closed */
+	assert_int_equal(st.lookups - st0.lookups, 2 * SKIP_CLOSED);
+	assert_int_equal(closed_sessions(&g), 0);
+	for (unsigned int k = 0; k < CB_CORR_COUNT; k++)
+		assert_int_equal(st.corrections[k], 0);
+	for (int i = 0; i < SKIP_PAIRS; i++) {
+		assert_int_equal(state_of(&g, p[i].c.cookie), CB_ST_ACTIVE);
+		assert_int_equal(state_of(&g, p[i].a.cookie), CB_ST_ACTIVE);
+	}
+
+	/* the next cycle misses the closed ones, looks them up: gone */
+	st0 = st;
+	for (passes = 0; passes < bound && rstats(&g).sweep_cycles < 2; passes++)
+		pass(&g);
+	st = rstats(&g);
+	assert_int_equal(st.sweep_cycles, 2);
+	assert_int_equal(st.sweep_sockets - cycle1, n - 2 * SKIP_CLOSED);
+	assert_int_equal(st.lookups - st0.lookups, 2 * SKIP_CLOSED);
+	assert_int_equal(st.corrections[CB_CORR_MISSED_CLOSE], 2 * SKIP_CLOSED);
+	assert_int_equal(closed_sessions(&g), 2 * SKIP_CLOSED);
+	for (int i = 0; i < SKIP_PAIRS; i++) {
+		unsigned int want = i >= SKIP_PAIRS - SKIP_CLOSED ? CB_ST_CLOSED : CB_ST_ACTIVE;
+
+		assert_int_equal(state_of(&g, p[i].c.cookie), want);
+		assert_int_equal(state_of(&g, p[i].a.cookie), want);
+	}
+
+	for (int i = 0; i < SKIP_PAIRS; i++)
+		rst_close_pair(&p[i]);
+	close(l);
+	rig_down(&g);
+}
+
+/* ---- 1. the sweep finds a close nobody reported ---------------------------------- */
+
+static void test_missed_close(void **state)
+{
+	struct pair rst4, rst6, fin4, keep4, keep6;
+	const struct end *gone[] = { &rst4.c, &rst4.a, &rst6.c, &rst6.a, &fin4.c, &fin4.a };
+	const struct end *kept[] = { &keep4.c, &keep4.a, &keep6.c, &keep6.a };
+	struct cb_session before[4], now;
+	struct cb_reconcile_stats st0, st;
+	uint64_t t, closed0, budget;
+	unsigned int bound, passes;
+	static struct rig g; /* static: the teardown may need it after a failure */
+	int l4, l6;
+
+	NEED_ISOLATION();
+	rig_up(&g, 1 * S, 1000 * S);
+	l4 = listener(AF_INET);
+	l6 = listener(AF_INET6);
+	mk_pair(l4, &rst4);
+	mk_pair(l6, &rst6);
+	mk_pair(l4, &fin4);
+	mk_pair(l4, &keep4);
+	mk_pair(l6, &keep6);
+	assert_int_equal(cb_reconcile_seed(g.r), 0);
+	t = now_ns();
+	assert_int_equal(rstats(&g).seeded, 10);
+	assert_true(all_in_state(&g, gone, 6, CB_ST_ACTIVE));
+	assert_true(all_in_state(&g, kept, 4, CB_ST_ACTIVE));
+	for (int i = 0; i < 4; i++)
+		assert_true(session_of(&g, kept[i]->cookie, &before[i]));
+	past_margin(t);
+
+	/* closed, and no CLOSE record applied: two abortively, one in
+	 * order (its connecting end now a TIME_WAIT socket, which is no
+	 * session: the lookup finds it and it counts as closed) */
+	rst_close_pair(&rst4);
+	rst_close_pair(&rst6);
+	fin_close_pair(&fin4);
+
+	st0 = rstats(&g);
+	closed0 = closed_sessions(&g);
+	budget = CB_SWEEP_MIN_BUDGET;
+	bound = cycle_passes(4, budget); /* the sockets left in session states */
+	for (passes = 0; passes < bound && !all_in_state(&g, gone, 6, CB_ST_CLOSED); passes++)
+		pass(&g);
+	assert_true(all_in_state(&g, gone, 6, CB_ST_CLOSED)); /* within the bound */
+	st = rstats(&g);
+	assert_int_equal(st.sweep_budget, budget);
+	assert_int_equal(st.corrections[CB_CORR_MISSED_CLOSE] - st0.corrections[CB_CORR_MISSED_CLOSE],
+			 closed_sessions(&g) - closed0);
+	assert_int_equal(closed_sessions(&g) - closed0, 6);
+	assert_int_equal(st.corrections[CB_CORR_MISSING_OPEN], 0);
+	assert_int_equal(st.corrections[CB_CORR_STATE], 0);
+	assert_int_equal(st.corrections[CB_CORR_ORPHAN_HEARTBEAT], 0);
+
+	/* what is still open is untouched */
+	for (int i = 0; i < 4; i++) {
+		assert_true(session_of(&g, kept[i]->cookie, &now));
+		assert_int_equal(cb_session_state(&now), CB_ST_ACTIVE);
+		assert_int_equal(now.tcp_state, CB_TCP_ESTABLISHED);
+		assert_int_equal(now.first_seen_ns, before[i].first_seen_ns);
+		assert_int_equal(now.last_seen_ns, before[i].last_seen_ns);
+		assert_int_equal(now.last_data_ns, before[i].last_data_ns);
+		assert_tuple(&g, kept[i]);
+	}
+
+	/* a close is corrected once: more cycles change nothing */
+	st0 = rstats(&g);
+	for (int i = 0; i < 3 * (int)bound; i++)
+		pass(&g);
+	st = rstats(&g);
+	assert_true(st.sweep_cycles >= st0.sweep_cycles + 2);
+	assert_memory_equal(st.corrections, st0.corrections, sizeof(st.corrections));
+	assert_int_equal(closed_sessions(&g) - closed0, 6);
+	assert_true(all_in_state(&g, kept, 4, CB_ST_ACTIVE));
+
+	rst_close_pair(&keep4);
+	rst_close_pair(&keep6);
+	close(l4);
+	close(l6);
+	rig_down(&g);
+}
+
+/* ---- 2. the sweep finds a socket the map lacks ------------------------------------- */
+
+static void test_missing_open(void **state)
+{
+	struct pair old, x4, y6, z4;
+	const struct end *missing[] = { &x4.c, &x4.a, &y6.c, &y6.a };
+	struct cb_reconcile_stats st0, st;
+	struct cb_session s;
+	unsigned int bound, passes;
+	static struct rig g; /* static: the teardown may need it after a failure */
+	int l4, l6;
+
+	NEED_ISOLATION();
+	rig_up(&g, 1 * S, 1000 * S);
+	l4 = listener(AF_INET);
+	l6 = listener(AF_INET6);
+	mk_pair(l4, &old);
+	assert_int_equal(cb_reconcile_seed(g.r), 0);
+	st0 = rstats(&g);
+	assert_int_equal(st0.seeded, 2); /* seeding is not a correction */
+	assert_int_equal(st0.corrections[CB_CORR_MISSING_OPEN], 0);
+
+	/* opened after seeding; the programs' OPEN never arrives */
+	mk_pair(l4, &x4);
+	mk_pair(l6, &y6);
+	/* ... and this one's OPEN is on its way (applied below) */
+	mk_pair(l4, &z4);
+
+	/* the tick that meets them (all 8 sockets fit in one): suspects,
+	 * not yet corrections */
+	pass(&g);
+	st = rstats(&g);
+	assert_int_equal(st.sweep_sockets - st0.sweep_sockets, 8);
+	assert_int_equal(st.corrections[CB_CORR_MISSING_OPEN], 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(state_of(&g, missing[i]->cookie), CB_ST_COUNT);
+	assert_int_equal(state_of(&g, z4.c.cookie), CB_ST_COUNT);
+
+	/* the record in flight lands before the verifying tick */
+	apply_open(&g, &z4.c);
+	apply_open(&g, &z4.a);
+
+	bound = cycle_passes(8, CB_SWEEP_MIN_BUDGET) + 1; /* a cycle plus verification */
+	for (passes = 1; passes < bound && !all_in_state(&g, missing, 4, CB_ST_ACTIVE); passes++)
+		pass(&g);
+	assert_true(all_in_state(&g, missing, 4, CB_ST_ACTIVE)); /* within the bound */
+	st = rstats(&g);
+	assert_int_equal(st.corrections[CB_CORR_MISSING_OPEN], 4); /* not z4's */
+	assert_int_equal(st.corrections[CB_CORR_STATE], 0);
+	assert_int_equal(st.corrections[CB_CORR_MISSED_CLOSE], 0);
+	for (int i = 0; i < 4; i++) {
+		assert_tuple(&g, missing[i]);
+		assert_true(session_of(&g, missing[i]->cookie, &s));
+		assert_int_equal(s.tcp_state, CB_TCP_ESTABLISHED);
+		assert_true(s.flags & CB_SF_FIRST_UNKNOWN); /* its open was never seen */
+	}
+	assert_tuple(&g, &z4.c);
+	assert_tuple(&g, &z4.a);
+	assert_true(session_of(&g, z4.c.cookie, &s));
+	assert_false(s.flags & CB_SF_FIRST_UNKNOWN); /* the OPEN made it */
+
+	/* found once: more cycles find nothing more */
+	st0 = rstats(&g);
+	for (int i = 0; i < 3 * (int)bound; i++)
+		pass(&g);
+	st = rstats(&g);
+	assert_true(st.sweep_cycles >= st0.sweep_cycles + 2);
+	assert_memory_equal(st.corrections, st0.corrections, sizeof(st.corrections));
+
+	rst_close_pair(&old);
+	rst_close_pair(&x4);
+	rst_close_pair(&y6);
+	rst_close_pair(&z4);
+	close(l4);
+	close(l6);
+	rig_down(&g);
+}
+
+/* ---- 3. the sweep keeps its budget ------------------------------------------------- */
+
+#define BUDGET_PAIRS 1500 /* 3000 sockets, half of them IPv6: far below RLIMIT_NOFILE */
+
+static void test_budget(void **state)
+{
+	static struct pair p[BUDGET_PAIRS];
+	uint64_t n = 2 * BUDGET_PAIRS, t, budget;
+	struct cb_reconcile_stats st0, st, prev;
+	unsigned int bound;
+	static struct rig g; /* static: the teardown may need it after a failure */
+	int l4, l6;
+
+	NEED_ISOLATION();
+	/* budget = sessions × interval / period = 3000 / 30 = 100 a tick */
+	rig_up(&g, 1 * S, 30 * S);
+	budget = n / 30;
+	l4 = listener(AF_INET);
+	l6 = listener(AF_INET6);
+	for (int i = 0; i < BUDGET_PAIRS; i++)
+		mk_pair(i % 2 ? l6 : l4, &p[i]);
+	assert_int_equal(cb_reconcile_seed(g.r), 0);
+	t = now_ns();
+	st0 = rstats(&g);
+	assert_int_equal(st0.seeded, n);
+	past_margin(t); /* so that the cycles' ends consider every session */
+
+	bound = cycle_passes(n, budget);
+	for (int cycle = 1; cycle <= 2; cycle++) {
+		uint64_t start = rstats(&g).sweep_sockets;
+		unsigned int passes = 0, short_passes = 0;
+
+		prev = rstats(&g);
+		while (passes < bound && rstats(&g).sweep_cycles < (uint64_t)cycle) {
+			uint64_t read;
+
+			pass(&g);
+			passes++;
+			st = rstats(&g);
+			read = st.sweep_sockets - prev.sweep_sockets;
+			assert_int_equal(st.sweep_budget, budget);
+			assert_true(st.sweep_tick_max <= st.sweep_budget);
+			assert_true(read <= budget); /* never more than the budget */
+			short_passes += read < budget;
+			prev = st;
+		}
+		st = rstats(&g);
+		assert_int_equal(st.sweep_cycles, cycle); /* a cycle within its passes */
+		assert_int_equal(st.sweep_sockets - start, n); /* every socket once */
+		/* one budget a pass, but for the dump's tail and the cycle's end */
+		assert_true(short_passes <= 2);
+	}
+	/* nothing changed: nothing to look up, nothing corrected */
+	st = rstats(&g);
+	assert_int_equal(st.lookups, st0.lookups);
+	for (unsigned int k = 0; k < CB_CORR_COUNT; k++)
+		assert_int_equal(st.corrections[k], 0);
+	assert_int_equal(closed_sessions(&g), 0);
+
+	for (int i = 0; i < BUDGET_PAIRS; i++)
+		rst_close_pair(&p[i]);
+	close(l4);
+	close(l6);
+	rig_down(&g);
+}
+
+/* ---- namespaces of our own ---------------------------------------------------------- */
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static long read_long(const char *path)
+{
+	char buf[32] = { 0 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? strtol(buf, NULL, 10) : -1;
+}
+
+static int lo_up(void)
+{
+	struct ifreq ifr = { 0 };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = -1;
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (s >= 0 && !ioctl(s, SIOCGIFFLAGS, &ifr)) {
+		ifr.ifr_flags |= IFF_UP;
+		err = ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	if (s >= 0)
+		close(s);
+	return err;
+}
+
+static int wait_child(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * Move into namespaces of our own: returns in the process that runs the
+ * tests (0), or -1 (with a message). The processes above it only wait and
+ * pass its exit status on, with _exit: they are outside the new /proc.
+ */
+static int isolate(void)
+{
+	struct stat sb;
+	pid_t pid;
+
+	/* a throw-away parent netns: what it says about its children's TCP
+	 * hash is set there, not on the host */
+	if (unshare(CLONE_NEWNET)) {
+		fprintf(stderr, "test_reconcile: unshare(CLONE_NEWNET): %s\n", strerror(errno));
+		return -1;
+	}
+	write_str("/proc/sys/net/ipv4/tcp_child_ehash_entries", "1"); /* kernel >= 6.1 */
+	if (unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID)) {
+		fprintf(stderr, "test_reconcile: unshare(net, mount, pid): %s\n", strerror(errno));
+		return -1;
+	}
+	one_bucket = read_long("/proc/sys/net/ipv4/tcp_ehash_entries") == 1;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) || lo_up()) {
+		fprintf(stderr, "test_reconcile: private mounts, lo up: %s\n", strerror(errno));
+		return -1;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0)
+		_exit(wait_child(pid));
+	/* pid 1 of the new PID namespace: its own /proc, no netns names */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) {
+		fprintf(stderr, "test_reconcile: mount /proc: %s\n", strerror(errno));
+		_exit(1);
+	}
+	if (!stat("/run/netns", &sb) && S_ISDIR(sb.st_mode) &&
+	    mount("tmpfs", "/run/netns", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755")) {
+		fprintf(stderr, "test_reconcile: mount /run/netns: %s\n", strerror(errno));
+		_exit(1);
+	}
+	/* pid 1 ignores fatal signals it has no handler for: the tests run
+	 * in its child, so that a crash is a crash */
+	pid = fork();
+	if (pid < 0)
+		_exit(1);
+	if (pid > 0)
+		_exit(wait_child(pid));
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		/* first: it needs the hash chain to hold its own sockets only */
+		cmocka_unit_test_teardown(test_one_dump_is_not_trusted, teardown),
+		cmocka_unit_test_teardown(test_missed_close, teardown),
+		cmocka_unit_test_teardown(test_missing_open, teardown),
+		cmocka_unit_test_teardown(test_budget, teardown),
+	};
+
+	cb_log_init("test_reconcile", CB_LOG_WARN);
+	if (geteuid() == 0) {
+		if (isolate())
+			return 1;
+		isolated = true;
+	}
+	return cmocka_run_group_tests_name("reconcile", tests, NULL, NULL);
+}
