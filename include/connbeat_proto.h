@@ -199,6 +199,13 @@ enum cb_row_flags {
 	CB_ROW_LISTENING_SIDE = 1 << 7, /* accepted (the local end of a service) */
 };
 
+/* cb_row.flags2 */
+enum cb_row_flags2 {
+	CB_ROW2_ORPHAN = 1 << 0, /* no process holds the socket now (ss shows no users):
+				  * an orphan or a remnant; pid and comm, when known,
+				  * are its last owner's */
+};
+
 /* One session. Durations are computed by the daemon when it copies the row. */
 struct cb_row {
 	uint64_t cookie;
@@ -223,7 +230,7 @@ struct cb_row {
 	uint32_t resets;
 	char comm[16];     /* NUL-padded */
 	uint32_t rtt_us;   /* smoothed RTT; 0 unknown */
-	uint32_t __pad0;
+	uint32_t flags2;   /* enum cb_row_flags2 */
 	uint64_t cgroup_id; /* cgroup v2 id (kernfs id); 0 unknown */
 };
 

@@ -41,14 +41,14 @@ def v6(a):
 
 
 # cookie, saddr, daddr, sport, dport, netns, family, tcp_state, state, flags, pid,
-# idle, seen, age, tx, rx, segs_in, segs_out, retrans, resets, comm, rtt_us, pad,
-# cgroup_id
+# idle, seen, age, tx, rx, segs_in, segs_out, retrans, resets, comm, rtt_us,
+# flags2 (1: orphan), cgroup_id
 FIXED_ROWS = [
     (4097, v4("10.0.0.1"), v4("10.0.0.2"), 8080, 51000, 4026531840, 4, 1, 1, 2, 1234,
      92 * 1000 * MS, 92 * 1000 * MS, 3600 * 1000 * MS, 13000000, 2048, 10, 12, 0, 0,
      b"nginx", 1250, 0, 0),
     (4098, v6("2001:db8::1"), v6("2001:db8::2"), 443, 60000, 4026531840, 6, 8, 2, 0, 0,
-     5 * 60 * 1000 * MS, 4 * 1000 * MS, 7200 * 1000 * MS, 0, 512, 3, 2, 1, 0, b"", 0, 0, 0),
+     5 * 60 * 1000 * MS, 4 * 1000 * MS, 7200 * 1000 * MS, 0, 512, 3, 2, 1, 0, b"", 0, 1, 0),
     (4099, v6("::ffff:127.0.0.1"), v6("::ffff:127.0.0.1"), 5432, 40000, 4026531840, 6, 1,
      0, 7 | 8 | 64, 77, 1500, 1500, 250 * MS, 1 << 30, 5, 100, 100, 0, 1, b"psql", 31, 0,
      0),

@@ -518,8 +518,9 @@ def ss_socks(ports=None, netns=None, states="all"):
 
 
 # What connbeat counts as a session: every connection socket but listeners,
-# TIME_WAIT remnants and request socks.
-NOT_SESSIONS = ("LISTEN", "TIME_WAIT", "SYN_RECV", "CLOSE")
+# TIME_WAIT remnants, request socks and handshakes not yet complete (a
+# connection is a session from its ESTABLISHED on).
+NOT_SESSIONS = ("LISTEN", "TIME_WAIT", "SYN_RECV", "SYN_SENT", "CLOSE")
 
 
 def ss_session_ids(ports=None, netns=None):

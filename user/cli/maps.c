@@ -134,6 +134,10 @@ static int maps_row(uint64_t cookie, const struct cb_heartbeat *hb, void *ctx)
 		r.segs_out = d->segs_out;
 		r.retrans = d->total_retrans;
 		r.rtt_us = d->rtt_us;
+		if (!d->inode)
+			r.flags2 |= CB_ROW2_ORPHAN; /* no process holds it */
+		if (d->timewait)
+			r.flags |= CB_ROW_REMNANT;
 		if (r.state == CB_ST_ACTIVE && d->state != CB_TCP_ESTABLISHED &&
 		    d->state != CB_TCP_SYN_SENT && d->state != CB_TCP_SYN_RECV)
 			r.state = CB_ST_DRAINING;

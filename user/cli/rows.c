@@ -169,12 +169,14 @@ void cb_rows_print(struct cb_rowfmt *f, const struct cb_row *r)
 		else
 			cb_out_json_null(o, "comm");
 		if (text)
-			snprintf(proc, sizeof(proc), "%u/%s", r->pid, r->comm[0] ? r->comm : "?");
+			snprintf(proc, sizeof(proc), "%s%u/%s",
+				 r->flags2 & CB_ROW2_ORPHAN ? "orphan:" : "", r->pid,
+				 r->comm[0] ? r->comm : "?");
 	} else {
 		cb_out_json_null(o, "pid");
 		cb_out_json_null(o, "comm");
 		if (text)
-			snprintf(proc, sizeof(proc), "-");
+			snprintf(proc, sizeof(proc), r->flags2 & CB_ROW2_ORPHAN ? "orphan" : "-");
 	}
 	if (text)
 		cb_out_str(o, NULL, NULL, proc);
@@ -191,6 +193,8 @@ void cb_rows_print(struct cb_rowfmt *f, const struct cb_row *r)
 					 r->state == CB_ST_DRAINING ? "tcp" : "none");
 	/* the kernel keeps our half as a FIN_WAIT2 timewait socket */
 	cb_out_json_bool(o, "remnant", r->flags & CB_ROW_REMNANT);
+	/* no process holds it now (ss shows no users); pid/comm: its last owner */
+	cb_out_json_bool(o, "orphan", r->flags2 & CB_ROW2_ORPHAN);
 	if ((r->flags & CB_ROW_RST_SENT) && (r->flags & CB_ROW_RST_RECEIVED))
 		cb_out_json_str(o, "rst", "both");
 	else if (r->flags & (CB_ROW_RST_SENT | CB_ROW_RST_RECEIVED))

@@ -67,13 +67,19 @@ bool cb_filter_match(const struct cb_match *mt, const struct cb_session *s)
 
 	if (!fl)
 		return true;
-	if ((fl & CB_FLT_STATE) &&
-	    !(f->state_mask & (1u << atomic_load_explicit(&s->state, memory_order_relaxed))))
-		return false;
+	if (fl & CB_FLT_STATE) {
+		uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+		uint32_t want = f->state_mask;
+
+		if (mt->rows_checked && (want & ((1u << CB_ST_ACTIVE) | (1u << CB_ST_STALE))))
+			want |= (1u << CB_ST_ACTIVE) | (1u << CB_ST_STALE);
+		if (!(want & (1u << st)))
+			return false;
+	}
 	if ((fl & CB_FLT_TCP_STATE) && !(mt->scan_tcp_states & (1u << s->tcp_state)))
 		return false;
 	if ((fl & CB_FLT_PID) && s->pid != f->pid &&
-	    ((s->flags & CB_SF_OWNER_KNOWN) || !mt->unowned_may_match))
+	    ((s->flags & CB_SF_OWNER_KNOWN) || !mt->rows_checked))
 		return false;
 	if ((fl & CB_FLT_OPERATOR_DRAINED) && !(s->flags & CB_SF_OPERATOR_DRAIN))
 		return false;

@@ -43,9 +43,12 @@ struct cb_match {
 	uint16_t netns_id;          /* CB_FLT_NETNS: 0 when no session has it */
 	uint32_t scan_tcp_states;   /* --tcp-state, widened (see above) */
 	const uint64_t *cgroup_ids; /* CB_FLT_CGROUP: a bitmap over cgroup ids */
-	bool unowned_may_match;     /* CB_FLT_PID lets sessions of unknown owner
-				     * through: the caller reads the owner from
-				     * the kernel and checks the row exactly */
+	bool rows_checked;          /* the caller reads each candidate from the
+				     * kernel and checks its row exactly
+				     * (cb_filter_match_row): a session of unknown
+				     * owner passes --pid, and ACTIVE and STALE
+				     * pass for each other (a row may be due, or
+				     * revived by a heartbeat not yet applied) */
 };
 
 #define CB_CGROUP_BITMAP_WORDS ((65536 + 63) / 64)

@@ -41,6 +41,7 @@
 /* Requests are small; anything bigger is refused unread. */
 #define REQUEST_CAP 4096
 #define CB_FRESH_ROWS 10000
+#define CB_RANK_FRESH_ROWS 100000
 #define CB_OWNERS_FRESH_NS (200ull * 1000 * 1000)
 
 static uint64_t mono_ns(void)
@@ -110,6 +111,10 @@ static void to_row(struct cb_daemon *d, const struct cb_session *s, uint64_t now
 	r->family = (s->flags & CB_SF_FAMILY6) ? 6 : 4;
 	r->tcp_state = s->tcp_state < CB_TCP_MAX_STATES ? s->tcp_state : 0;
 	r->state = cb_session_state(s);
+	/* due but not yet ticked (the wheel's slot granularity): say it now */
+	if (r->state == CB_ST_ACTIVE &&
+	    cb_session_idle_ns(s, now, cb_map_idle_basis_any(d->map)) >= cb_map_idle_ns(d->map))
+		r->state = CB_ST_STALE;
 	if (s->flags & CB_SF_FIRST_UNKNOWN)
 		r->flags |= CB_ROW_AGE_UNKNOWN;
 	if (s->flags & CB_SF_OWNER_KNOWN) {
@@ -144,20 +149,42 @@ static uint64_t min64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-/* What the kernel says of a batch of rows. */
+/* What the kernel says of a batch of rows; `order` indexes the rows by
+ * cookie (replies come in lookup order, grouped by netns). */
 struct fresh {
 	struct cb_row *rows;
 	size_t n;
 	bool *found;
+	uint32_t *order;
+	bool *unheld; /* a socket with a file (some process holds it), no owner known */
+	size_t n_unheld;
 };
+
+static int by_row_cookie(const void *a, const void *b, void *rows)
+{
+	const struct cb_row *r = rows;
+	uint64_t x = r[*(const uint32_t *)a].cookie, y = r[*(const uint32_t *)b].cookie;
+
+	return x < y ? -1 : x > y;
+}
 
 static struct cb_row *find_row(struct fresh *fr, uint64_t cookie, size_t *at)
 {
-	for (size_t i = 0; i < fr->n; i++)
-		if (fr->rows[i].cookie == cookie) {
-			*at = i;
-			return &fr->rows[i];
+	size_t lo = 0, hi = fr->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint64_t c = fr->rows[fr->order[mid]].cookie;
+
+		if (c == cookie) {
+			*at = fr->order[mid];
+			return &fr->rows[*at];
 		}
+		if (c < cookie)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
@@ -178,6 +205,15 @@ static int on_fresh(const struct cb_diag_sock *ds, void *ctx)
 	r->tcp_state = ds->state;
 	if (ds->timewait)
 		r->flags |= CB_ROW_REMNANT;
+	if (!ds->inode) {
+		/* no socket file: an orphan, a remnant, or a child still in the
+		 * accept queue. No process holds it (ss shows no users); the row
+		 * keeps its last known owner (design.md §3) and says so */
+		r->flags2 |= CB_ROW2_ORPHAN;
+	} else if (!(r->flags & CB_ROW_OWNER_KNOWN) && !fr->unheld[at]) {
+		fr->unheld[at] = true;
+		fr->n_unheld++;
+	}
 	if (ds->has_info) {
 		r->tx_bytes = ds->bytes_acked;
 		r->rx_bytes = ds->bytes_received;
@@ -191,6 +227,36 @@ static int on_fresh(const struct cb_diag_sock *ds, void *ctx)
 	return 0;
 }
 
+/*
+ * Rows of sockets some process holds (they have a file) whose holder is not
+ * known: typically accepted after the owners pass that last looked for them
+ * (it marked them sought) and idle since. One owners pass for the query
+ * (unless one completed since it began), then the owners it found.
+ */
+static void find_holders(struct cb_daemon *d, struct fresh *fr, uint64_t now)
+{
+	if (cb_reconcile_owners(d->reconcile, since(mono_ns(), now)))
+		return;
+	for (size_t i = 0; i < fr->n; i++) {
+		struct cb_row *r = &fr->rows[i];
+		struct cb_shard *sh;
+		struct cb_session *s;
+
+		if (!fr->unheld[i])
+			continue;
+		sh = cb_map_shard(d->map, r->cookie);
+		cb_shard_lock(sh);
+		s = __cb_shard_lookup(sh, r->cookie);
+		if (s && (s->flags & CB_SF_OWNER_KNOWN)) {
+			r->pid = s->pid;
+			r->flags |= CB_ROW_OWNER_KNOWN;
+			strncpy(r->comm, cb_comm_name(cb_map_comms(d->map), s->comm_id),
+				sizeof(r->comm) - 1);
+		}
+		cb_shard_unlock(sh);
+	}
+}
+
 static int by_netns(const void *a, const void *b)
 {
 	const struct cb_lookup *x = a, *y = b;
@@ -200,9 +266,10 @@ static int by_netns(const void *a, const void *b)
 
 /*
  * Bring rows up to date with the kernel: the heartbeats entry (clocks, the
- * pid of a socket's first reader) and sock_diag (state and totals). A row
- * whose socket the kernel no longer has is shown closed. `limit` counts down
- * how many rows a reply may still refresh.
+ * pid of a socket's first reader) and sock_diag (state and totals; whether
+ * any process can hold the socket). A row whose socket the kernel no longer
+ * has is shown closed. `limit` counts down how many rows a reply may still
+ * refresh.
  */
 static void refresh_rows(struct cb_daemon *d, struct cb_row *rows, size_t n, uint64_t now,
 			 bool basis_any, uint32_t *limit)
@@ -211,10 +278,13 @@ static void refresh_rows(struct cb_daemon *d, struct cb_row *rows, size_t n, uin
 	uint64_t idle_ns = cb_map_idle_ns(d->map);
 	struct cb_lookup *look = calloc(n ? n : 1, sizeof(*look));
 	bool *found = calloc(n ? n : 1, sizeof(*found));
-	struct fresh fr = { .rows = rows, .n = n, .found = found };
+	uint32_t *order = calloc(n ? n : 1, sizeof(*order));
+	bool *unheld = calloc(n ? n : 1, sizeof(*unheld));
+	struct fresh fr = { .rows = rows, .n = n, .found = found, .order = order,
+			    .unheld = unheld };
 	size_t nl = 0;
 
-	if (!look || !found || !*limit)
+	if (!look || !found || !order || !unheld || !*limit)
 		goto out;
 	for (size_t i = 0; i < n && *limit; i++) {
 		struct cb_row *r = &rows[i];
@@ -251,8 +321,13 @@ static void refresh_rows(struct cb_daemon *d, struct cb_row *rows, size_t n, uin
 	if (!nl)
 		goto out;
 	qsort(look, nl, sizeof(*look), by_netns);
+	for (size_t i = 0; i < n; i++)
+		order[i] = (uint32_t)i;
+	qsort_r(order, n, sizeof(*order), by_row_cookie, rows);
 	if (cb_reconcile_lookup(d->reconcile, look, nl, on_fresh, &fr) < 0)
 		goto out;
+	if (fr.n_unheld)
+		find_holders(d, &fr, now);
 	for (size_t i = 0; i < nl; i++) {
 		size_t at;
 		struct cb_row *r = find_row(&fr, look[i].key.cookie, &at);
@@ -270,6 +345,8 @@ static void refresh_rows(struct cb_daemon *d, struct cb_row *rows, size_t n, uin
 	}
 out:
 	free(look);
+	free(order);
+	free(unheld);
 	free(found);
 }
 
@@ -443,6 +520,15 @@ static int serve_dump(struct cb_daemon *d, int fd, const struct cb_dump_req *req
 	struct cb_row *rows;
 	struct rows_frame *f;
 	bool top_n = req->limit && q.sort;
+	/* the map keeps counters and RTT as of the last record or sweep, and
+	 * clocks as of the last beat (throttled: the heartbeats entry is
+	 * newer): a top-N by them ranks the kernel's values, for up to
+	 * CB_RANK_FRESH_ROWS candidates (then the map's, at most a
+	 * --sweep-period old) */
+	bool kernel_key = q.sort == CB_SORT_TX || q.sort == CB_SORT_RX ||
+			  q.sort == CB_SORT_RETRANS || q.sort == CB_SORT_RTT ||
+			  q.sort == CB_SORT_IDLE;
+	uint32_t rank_left = CB_RANK_FRESH_ROWS;
 	size_t n;
 	int err = 0;
 
@@ -459,8 +545,9 @@ static int serve_dump(struct cb_daemon *d, int fd, const struct cb_dump_req *req
 		err = cb_proto_write_error(fd, ENOMEM, "connbeatd is out of memory; try again");
 		goto out;
 	}
-	/* a row's owner is read from the heartbeats map as it is refreshed */
-	q.p.mt.unowned_may_match = true;
+	/* each row is refreshed, then checked exactly; a top-N is chosen on
+	 * the map's values (it reads the kernel for its N only) */
+	q.p.mt.rows_checked = !top_n;
 	f->hdr.count = 0;
 	f->hdr.__pad0 = 0;
 	while (!cb_map_cursor_done(d->map, &cur)) {
@@ -469,8 +556,10 @@ static int serve_dump(struct cb_daemon *d, int fd, const struct cb_dump_req *req
 			to_row(d, &chunk[i], q.now, q.basis_any, &rows[i]);
 		if (!top_n)
 			refresh_rows(d, rows, n, q.now, q.basis_any, &q.fresh_left);
+		else if (kernel_key)
+			refresh_rows(d, rows, n, q.now, q.basis_any, &rank_left);
 		for (size_t i = 0; i < n; i++) {
-			if (!top_n && !row_wanted(&q, &rows[i]))
+			if (!row_wanted(&q, &rows[i]))
 				continue;
 			end.matched++;
 			if (top_n) {
