@@ -786,6 +786,26 @@ static void kill_pick(struct cb_map *m, struct cb_shard *sh, struct cb_session *
 	w->n++;
 }
 
+/* The candidates as the kernel has them now: the ones gone meanwhile, and
+ * those whose TCP state moved out of a --tcp-state filter (the map's is
+ * that of the first step of a close), are not killed. */
+static void kill_exact(struct cb_daemon *d, const struct cb_kill_req *req, struct kill_walk *w)
+{
+	uint32_t limit = UINT32_MAX;
+	size_t kept = 0;
+
+	refresh_rows(d, w->rows, w->n, w->now, cb_map_idle_basis_any(d->map), &limit);
+	for (size_t i = 0; i < w->n; i++) {
+		if (w->rows[i].state == CB_ST_CLOSED ||
+		    (!(req->flags & CB_KILL_DRAINED) &&
+		     !cb_filter_match_row(&req->filter, &w->rows[i])))
+			continue;
+		w->rows[kept] = w->rows[i];
+		w->v[kept++] = w->v[i];
+	}
+	w->n = kept;
+}
+
 static int serve_kill(struct conn *c, int fd, const struct cb_kill_req *req)
 {
 	struct cb_daemon *d = c->d;
@@ -807,6 +827,10 @@ static int serve_kill(struct conn *c, int fd, const struct cb_kill_req *req)
 		return cb_proto_write_error(fd, ENOMEM, "connbeatd is out of memory; try again");
 	}
 	f->hdr.count = f->hdr.__pad0 = 0;
+	/* owners as of now; each candidate is checked exactly (kill_exact) */
+	if (req->filter.fields & CB_FLT_PID)
+		fresh_owners(d);
+	p.mt.rows_checked = true;
 	w.mt = &p.mt;
 	if (req->flags & CB_KILL_DRAINED) {
 		/* the kept set, as it stands: the open ones only */
@@ -836,6 +860,7 @@ static int serve_kill(struct conn *c, int fd, const struct cb_kill_req *req)
 		err = cb_proto_write_error(fd, ENOMEM, "connbeatd is out of memory; try again");
 		goto out;
 	}
+	kill_exact(d, req, &w);
 	end.matched = w.n;
 	if (!dry && w.n) {
 		res = calloc(w.n, sizeof(*res));
@@ -859,8 +884,14 @@ static int serve_kill(struct conn *c, int fd, const struct cb_kill_req *req)
 	for (size_t i = 0; i < w.n; i++) {
 		char a[CB_ADDRPORT_LEN], b[CB_ADDRPORT_LEN];
 
-		if (!dry && res[i])
-			continue; /* gone meanwhile, or refused: not killed */
+		if (!dry && res[i]) {
+			/* gone before its turn (closed, or reset by its peer killed
+			 * just before: both ends of a local connection): nothing is
+			 * left to kill, so it is no failure to report */
+			if (res[i] == -ENOENT)
+				end.matched--;
+			continue; /* refused: not killed */
+		}
 		if (!dry) {
 			atomic_fetch_add_explicit(&d->kills, 1, memory_order_relaxed);
 			cb_info("kill by uid %u: %s > %s (cookie %llu, netns %u) destroyed",
