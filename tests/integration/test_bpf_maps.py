@@ -192,6 +192,31 @@ def test_destroy_repairs_missed_close():
              "destroy: exactly one CLOSE")
 
 
-t.run(test_entries_live_and_vanish, test_seeded_preexisting, test_restart_reuses_maps,
+def test_keepalives_are_not_data():
+    # A connection kept up by TCP keepalives only: the probes (a 1-byte
+    # segment below rcv_nxt) and their ACKs are signs of life, not data. The
+    # receiving side's last_seen moves on, its last_data stays at the
+    # payload's time.
+    with t.Daemon("--max-sessions", "1024", "--beat-interval", "0") as d:
+        c, a, lst = t.tcp_pair(4)
+        ac = t.cookie(a)
+        t.send_bytes(c, 10)
+        t.recv_bytes(a, 10)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+        first = t.heartbeats(d.pin_dir).get(ac, {})
+        # two probes at least: last_seen passes last_data by over a second
+        probed = t.wait_until(lambda: t.heartbeats(d.pin_dir).get(ac, {}).get("last_seen_ns", 0)
+                              > first.get("last_data_ns", 0) + 1500 * 1000 * 1000, 15, 0.1)
+        hb = t.heartbeats(d.pin_dir).get(ac, {})
+        t.ok(probed, "keepalive: the probes are seen (last_seen moves on)", first, hb)
+        t.eq(hb.get("last_data_ns"), first.get("last_data_ns"),
+             "keepalive: the probes are not data (last_data unchanged)")
+        for s in (c, a, lst):
+            s.close()
+
+
+t.run(test_entries_live_and_vanish, test_keepalives_are_not_data, test_seeded_preexisting, test_restart_reuses_maps,
       test_recreate_on_mismatch, test_destroy_repairs_missed_close)
 t.done()

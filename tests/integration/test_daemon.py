@@ -315,6 +315,9 @@ def test_usage_and_config_errors():
     t.ok(p.returncode == 2 and "%s:3" % cfg in p.stderr and "idel" in p.stderr,
          "config error: exit 2 naming file, line and key", p.stderr)
     os.unlink(cfg)
+    p = t.run_connbeatd("--idle", "1s", "--beat-interval", "1s")
+    t.ok(p.returncode == 2 and "--beat-interval" in p.stderr and "500ms" in p.stderr,
+         "--idle under two beat intervals: exit 2 saying what to set", p.stderr)
     p = t.run_connbeatd("--config", "/nonexistent/connbeatd.conf")
     t.ok(p.returncode == 2 and "/nonexistent/connbeatd.conf" in p.stderr,
          "missing --config file: exit 2 naming it", p.stderr)
