@@ -28,7 +28,7 @@ static const struct {
 	{ CB_RF_RST_SENT, "rst_sent" }, { CB_RF_RST_RECEIVED, "rst_received" },
 	{ CB_RF_DATA, "data" },        { CB_RF_SYNTH, "synth" },
 	{ CB_RF_REMNANT, "remnant" },  { CB_RF_OWNER_PID, "owner" },
-	{ CB_RF_COUNTERS, "counters" },
+	{ CB_RF_COUNTERS, "counters" }, { CB_RF_PASSIVE, "passive" },
 };
 
 const char *cb_record_kind_name(unsigned int kind)
