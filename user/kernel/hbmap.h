@@ -4,8 +4,9 @@
  *
  * The map is a per-CPU LRU hash: each entry has one struct cb_heartbeat per
  * possible CPU, each written only by its CPU. cb_heartbeat_merge() folds
- * them into one view (newest times, first non-zero pid, OR of flags). cb_hbmap_scan() walks the whole map with BPF_MAP_LOOKUP_BATCH
- * in bounded batches (a few thousand entries per system call), so a walk of
+ * them into one view (newest times, first non-zero pid, OR of flags).
+ * cb_hbmap_scan() walks the whole map with BPF_MAP_LOOKUP_BATCH in bounded
+ * batches (a few thousand entries per system call), so a walk of
  * a million entries costs a few hundred system calls and constant memory.
  * Entries can come and go during a walk (the kernel keeps writing): a walk
  * may miss or repeat an entry that changed meanwhile, never crash.
