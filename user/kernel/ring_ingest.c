@@ -11,12 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "kernel/proc.h"
 #include "kernel/record.h"
+
+/* The ingest thread's nice value (see start_thread). */
+#define CB_INGEST_NICE (-5)
 
 #pragma GCC poison u8 u16 u32 u64
 
@@ -208,6 +212,35 @@ uint64_t cb_ingest_ring_size(const struct cb_ingest *in, unsigned int ring)
 	return ring < CB_RINGS ? in->ring[ring].size : 0;
 }
 
+/*
+ * The ingest thread runs at nice CB_INGEST_NICE: the lifecycle ring loses
+ * records when it is full, so under a CPU-bound workload (8 churning
+ * threads on 2 cores starve a thread of default priority for longer than
+ * the ring lasts) ingest must still get the CPU it needs. It needs little
+ * (the records are bounded by what the host does). A thread inherits its
+ * creator's nice value: ours is lowered around pthread_create, which needs
+ * CAP_SYS_NICE (held at start; without it, the default priority, logged).
+ */
+static int start_thread(struct cb_ingest *in)
+{
+	pid_t me = gettid();
+	bool raised = false;
+	int was, err;
+
+	errno = 0;
+	was = getpriority(PRIO_PROCESS, me);
+	if (!errno && was > CB_INGEST_NICE)
+		raised = setpriority(PRIO_PROCESS, me, CB_INGEST_NICE) == 0;
+	if (!raised && (errno || was > CB_INGEST_NICE))
+		cb_warn("cannot raise the ingest thread's priority (%s): under a CPU-bound "
+			"workload the lifecycle ring may overflow (then the netns is repaired)",
+			strerror(errno ? errno : EPERM));
+	err = -pthread_create(&in->thread, NULL, ingest_main, in);
+	if (raised)
+		setpriority(PRIO_PROCESS, me, was); /* raising it back needs nothing */
+	return err;
+}
+
 int cb_ingest_start(struct cb_ingest **out, struct cb_loader *l, struct cb_map *m,
 		    struct cb_histogram *batch_hist, cb_ingest_hook after, void *hook_ctx)
 {
@@ -235,7 +268,7 @@ int cb_ingest_start(struct cb_ingest **out, struct cb_loader *l, struct cb_map *
 	}
 	map_positions(&in->ring[CB_RING_EVENTS], cb_loader_map_fd(l, CB_LMAP_EVENTS));
 	map_positions(&in->ring[CB_RING_BEATS], cb_loader_map_fd(l, CB_LMAP_BEATS));
-	err = -pthread_create(&in->thread, NULL, ingest_main, in);
+	err = start_thread(in);
 	if (err) {
 		cb_err("cannot start the ingest thread: %s", strerror(-err));
 		cb_ingest_free(in);
