@@ -6,12 +6,45 @@
 #include <string.h>
 
 /*
- * The JSON path writes a million rows in well under a second: characters go
- * out with the unlocked stdio calls (the CLI is single-threaded), numbers
- * are formatted by hand instead of through printf, and runs of plain
- * characters in a string are written with one call.
+ * The JSON path writes a million rows in well under a second: a row is
+ * built in the printer's own buffer with plain memory copies (a row is ~35
+ * fields: one stdio call each cost more than the rest of the row), numbers
+ * are formatted by hand instead of through printf, runs of plain characters
+ * in a string are copied at once, and the buffer goes out in large writes.
  */
-static void put_u64(FILE *f, uint64_t v)
+static void jflush(struct cb_out *o)
+{
+	if (o->jlen)
+		fwrite_unlocked(o->jbuf, 1, o->jlen, o->f);
+	o->jlen = 0;
+}
+
+static void jput(struct cb_out *o, const void *p, size_t n)
+{
+	if (o->jlen + n > sizeof(o->jbuf)) {
+		jflush(o);
+		if (n > sizeof(o->jbuf)) {
+			fwrite_unlocked(p, 1, n, o->f);
+			return;
+		}
+	}
+	memcpy(o->jbuf + o->jlen, p, n);
+	o->jlen += n;
+}
+
+static void jputc(struct cb_out *o, char c)
+{
+	if (o->jlen == sizeof(o->jbuf))
+		jflush(o);
+	o->jbuf[o->jlen++] = c;
+}
+
+static void jput_str(struct cb_out *o, const char *s)
+{
+	jput(o, s, strlen(s));
+}
+
+static void jput_u64(struct cb_out *o, uint64_t v)
 {
 	char buf[20];
 	int i = sizeof(buf);
@@ -20,20 +53,16 @@ static void put_u64(FILE *f, uint64_t v)
 		buf[--i] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	fwrite_unlocked(buf + i, 1, sizeof(buf) - i, f);
+	jput(o, buf + i, sizeof(buf) - i);
 }
 
-static void put_str(FILE *f, const char *s)
-{
-	fwrite_unlocked(s, 1, strlen(s), f);
-}
-
-void cb_json_string(FILE *f, const char *s)
+/* `s` as a JSON string literal into `put` (a FILE or the row buffer). */
+static void json_string(const char *s, void (*put)(void *to, const void *p, size_t n), void *to)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s, *run = p;
 
-	putc_unlocked('"', f);
+	put(to, "\"", 1);
 	for (; *p; p++) {
 		const char *esc = NULL;
 		char u[6];
@@ -51,19 +80,34 @@ void cb_json_string(FILE *f, const char *s)
 			if (*p >= 0x20 && *p < 0x7f)
 				continue;
 		}
-		fwrite_unlocked(run, 1, p - run, f);
+		put(to, run, p - run);
 		run = p + 1;
 		if (esc) {
-			put_str(f, esc);
+			put(to, esc, 2);
 			continue;
 		}
 		memcpy(u, "\\u00", 4);
 		u[4] = hex[*p >> 4];
 		u[5] = hex[*p & 15];
-		fwrite_unlocked(u, 1, sizeof(u), f);
+		put(to, u, sizeof(u));
 	}
-	fwrite_unlocked(run, 1, p - run, f);
-	putc_unlocked('"', f);
+	put(to, run, p - run);
+	put(to, "\"", 1);
+}
+
+static void put_file(void *f, const void *p, size_t n)
+{
+	fwrite_unlocked(p, 1, n, f);
+}
+
+static void put_row(void *o, const void *p, size_t n)
+{
+	jput(o, p, n);
+}
+
+void cb_json_string(FILE *f, const char *s)
+{
+	json_string(s, put_file, f);
 }
 
 void cb_out_begin(struct cb_out *o, FILE *f, enum cb_out_mode mode, const struct cb_col *cols,
@@ -102,7 +146,7 @@ void cb_out_row_begin(struct cb_out *o)
 	o->col = 0;
 	o->first_field = true;
 	if (o->mode == CB_OUT_JSON) {
-		put_str(o->f, o->first_row ? "\n{" : ",\n{");
+		jput_str(o, o->first_row ? "\n{" : ",\n{");
 		o->first_row = false;
 	}
 }
@@ -111,11 +155,11 @@ void cb_out_row_begin(struct cb_out *o)
 static void json_key(struct cb_out *o, const char *key)
 {
 	if (!o->first_field)
-		putc_unlocked(',', o->f);
+		jputc(o, ',');
 	o->first_field = false;
-	putc_unlocked('"', o->f);
-	put_str(o->f, key);
-	fwrite_unlocked("\":", 1, 2, o->f);
+	jputc(o, '"');
+	jput_str(o, key);
+	jput(o, "\":", 2);
 }
 
 static void text_cell(struct cb_out *o, const char *text)
@@ -142,7 +186,7 @@ void cb_out_str(struct cb_out *o, const char *key, const char *value, const char
 		if (!key)
 			return;
 		json_key(o, key);
-		cb_json_string(o->f, value);
+		json_string(value, put_row, o);
 	} else if (text || value) {
 		text_cell(o, text ? text : value);
 	}
@@ -156,7 +200,7 @@ void cb_out_u64(struct cb_out *o, const char *key, uint64_t value, const char *t
 		if (!key)
 			return;
 		json_key(o, key);
-		put_u64(o->f, value);
+		jput_u64(o, value);
 		return;
 	}
 	if (!text) {
@@ -171,7 +215,7 @@ void cb_out_json_u64(struct cb_out *o, const char *key, uint64_t value)
 	if (o->mode != CB_OUT_JSON)
 		return;
 	json_key(o, key);
-	put_u64(o->f, value);
+	jput_u64(o, value);
 }
 
 void cb_out_json_str(struct cb_out *o, const char *key, const char *value)
@@ -179,7 +223,7 @@ void cb_out_json_str(struct cb_out *o, const char *key, const char *value)
 	if (o->mode != CB_OUT_JSON)
 		return;
 	json_key(o, key);
-	cb_json_string(o->f, value);
+	json_string(value, put_row, o);
 }
 
 void cb_out_json_null(struct cb_out *o, const char *key)
@@ -187,7 +231,7 @@ void cb_out_json_null(struct cb_out *o, const char *key)
 	if (o->mode != CB_OUT_JSON)
 		return;
 	json_key(o, key);
-	put_str(o->f, "null");
+	jput(o, "null", 4);
 }
 
 void cb_out_json_bool(struct cb_out *o, const char *key, bool value)
@@ -195,18 +239,28 @@ void cb_out_json_bool(struct cb_out *o, const char *key, bool value)
 	if (o->mode != CB_OUT_JSON)
 		return;
 	json_key(o, key);
-	put_str(o->f, value ? "true" : "false");
+	jput_str(o, value ? "true" : "false");
 }
 
 void cb_out_row_end(struct cb_out *o)
 {
 	o->rows++;
-	putc_unlocked(o->mode == CB_OUT_JSON ? '}' : '\n', o->f);
+	if (o->mode != CB_OUT_JSON) {
+		putc_unlocked('\n', o->f);
+		return;
+	}
+	jputc(o, '}');
+	/* whole rows go out, in blocks: a reader of a pipe sees complete
+	 * objects, never half of one, once the buffer is nearly full */
+	if (o->jlen > sizeof(o->jbuf) - 4096)
+		jflush(o);
 }
 
 void cb_out_end(struct cb_out *o)
 {
-	if (o->mode == CB_OUT_JSON)
+	if (o->mode == CB_OUT_JSON) {
+		jflush(o);
 		fputs(o->first_row ? "]\n" : "\n]\n", o->f);
+	}
 	fflush(o->f);
 }

@@ -34,6 +34,9 @@ struct cb_col {
 	enum cb_col_align align;
 };
 
+/* JSON is built in this buffer and written in blocks of about its size. */
+#define CB_OUT_JSON_BUF 65536
+
 struct cb_out {
 	FILE *f;
 	enum cb_out_mode mode;
@@ -45,6 +48,8 @@ struct cb_out {
 	bool first_row; /* JSON: no comma before the first object */
 	bool first_field;
 	uint64_t rows;
+	size_t jlen;                 /* JSON bytes waiting in jbuf */
+	char jbuf[CB_OUT_JSON_BUF];
 };
 
 /* Start a table or a JSON array. `header` prints the column headers (text). */
