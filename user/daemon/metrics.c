@@ -171,9 +171,23 @@ static void entry_family(struct cb_metrics_sink *s, const char *name, enum cb_me
 	snprintf(t->family, sizeof(t->family), "%s", name);
 }
 
+/* Stats values are integers: a family in seconds (a duration, a time) goes
+ * as <name without _seconds>_us, in microseconds, not truncated to 0. */
 static void entry_sample(struct cb_metrics_sink *s, const char *labels, double value)
 {
-	entry_put((struct entry_sink *)s, "", labels, value);
+	struct entry_sink *t = (struct entry_sink *)s;
+	size_t n = strlen(t->family), k = sizeof("_seconds") - 1;
+
+	if (n > k && !strcmp(t->family + n - k, "_seconds")) {
+		char keep[CB_STAT_NAME_LEN];
+
+		memcpy(keep, t->family, sizeof(keep));
+		t->family[n - k] = '\0';
+		entry_put(t, "_us", labels, value * 1e6);
+		memcpy(t->family, keep, sizeof(keep));
+		return;
+	}
+	entry_put(t, "", labels, value);
 }
 
 static void entry_histogram(struct cb_metrics_sink *s, const char *labels,
