@@ -624,7 +624,7 @@ def test_events():
             # exactly how many events it missed; ingest goes on meanwhile
             base = ev.total()
             st0 = d.stats()
-            burst = 5000  # 4 events each: well past the 8192 a client may lag by
+            burst = 5000  # 4 events each: past the 16384 a client may lag by (CB_EVENTS_RING)
             known = set(mine) | probes
             ev.p.send_signal(signal.SIGSTOP)
             try:

@@ -29,7 +29,7 @@
 #include "connbeat_proto.h"
 
 #define CB_EVENTS_MAX_SUBSCRIBERS 16
-#define CB_EVENTS_RING 8192 /* events a subscriber may fall behind by */
+#define CB_EVENTS_RING 16384 /* events a subscriber may fall behind by (2.6 MiB) */
 
 struct cb_daemon;
 struct cb_events;
