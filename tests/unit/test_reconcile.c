@@ -605,6 +605,86 @@ static void test_missed_close(void **state)
 	rig_down(&g);
 }
 
+/* ---- 5. a small netns is swept by exact lookups ------------------------------------- */
+
+/* A session of a netns that no discovery reaches (inode 1): only there to
+ * make our own netns hold less than a quarter of the sessions. */
+static void apply_fake_open(struct rig *g, uint64_t cookie)
+{
+	struct cb_record r;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = CB_REC_OPEN;
+	r.version = CB_ABI_VERSION;
+	r.size = sizeof(r);
+	r.cookie = cookie;
+	r.ts_ns = now_ns();
+	r.old_state = CB_TCP_SYN_SENT;
+	r.new_state = CB_TCP_ESTABLISHED;
+	r.tuple.family = 4;
+	r.tuple.sport = (uint16_t)(1000 + cookie % 30000);
+	r.tuple.dport = 80;
+	r.tuple.netns = 1;
+	assert_int_equal(cb_apply_record(g->m, &r, now_ns()), CB_APPLY_INSERTED);
+}
+
+/*
+ * A netns with under a quarter of the sessions is not dumped (a dump walks
+ * the kernel's one hash table of every netns): its sessions are looked up
+ * one by one. An unreported close is found all the same, counted once;
+ * what stays open is untouched; and a socket the map lacks is not found by
+ * the sweep in such a netns (the programs report what they lose: the
+ * `lost` map repairs it whole).
+ */
+static void test_small_netns_by_lookup(void **state)
+{
+	struct pair gone4, gone6, keep4, unseen;
+	const struct end *gone[] = { &gone4.c, &gone4.a, &gone6.c, &gone6.a };
+	const struct end *kept[] = { &keep4.c, &keep4.a };
+	struct cb_reconcile_stats st0, st;
+	unsigned int passes;
+	static struct rig g;
+	uint64_t t;
+	int l4, l6;
+
+	NEED_ISOLATION();
+	rig_up(&g, 1 * S, 1000 * S);
+	l4 = listener(AF_INET);
+	l6 = listener(AF_INET6);
+	mk_pair(l4, &gone4);
+	mk_pair(l6, &gone6);
+	mk_pair(l4, &keep4);
+	assert_int_equal(cb_reconcile_seed(g.r), 0);
+	for (uint64_t i = 0; i < 40; i++)
+		apply_fake_open(&g, (1ull << 62) + i);
+	mk_pair(l4, &unseen); /* after the seed, and no OPEN applied */
+	t = now_ns();
+	past_margin(t);
+	rst_close_pair(&gone4);
+	rst_close_pair(&gone6);
+
+	st0 = rstats(&g);
+	for (passes = 0; passes < 4 && !all_in_state(&g, gone, 4, CB_ST_CLOSED); passes++)
+		pass(&g);
+	assert_true(all_in_state(&g, gone, 4, CB_ST_CLOSED)); /* one cycle and its end */
+	st = rstats(&g);
+	assert_int_equal(st.corrections[CB_CORR_MISSED_CLOSE] - st0.corrections[CB_CORR_MISSED_CLOSE],
+			 4);
+	/* looked up: the 6 sessions of the netns, then the 4 not found again */
+	assert_int_equal(st.lookups - st0.lookups, 6 + 4);
+	assert_true(all_in_state(&g, kept, 2, CB_ST_ACTIVE));
+	assert_int_equal(state_of(&g, unseen.c.cookie), CB_ST_COUNT);
+	assert_int_equal(state_of(&g, unseen.a.cookie), CB_ST_COUNT);
+	assert_int_equal(st.corrections[CB_CORR_MISSING_OPEN], 0);
+	assert_int_equal(st.sweep_tick_max <= st.sweep_budget, true);
+
+	rst_close_pair(&keep4);
+	rst_close_pair(&unseen);
+	close(l4);
+	close(l6);
+	rig_down(&g);
+}
+
 /* ---- 2. the sweep finds a socket the map lacks ------------------------------------- */
 
 static void test_missing_open(void **state)
@@ -862,6 +942,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_missed_close, teardown),
 		cmocka_unit_test_teardown(test_missing_open, teardown),
 		cmocka_unit_test_teardown(test_budget, teardown),
+		cmocka_unit_test_teardown(test_small_netns_by_lookup, teardown),
 	};
 
 	cb_log_init("test_reconcile", CB_LOG_WARN);

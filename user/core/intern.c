@@ -172,6 +172,18 @@ uint64_t cb_intern_key(const struct cb_intern *t, uint16_t id)
 	return atomic_load_explicit(&((struct cb_intern *)t)->key[id], memory_order_acquire);
 }
 
+uint32_t cb_intern_refs(struct cb_intern *t, uint16_t id)
+{
+	uint32_t n;
+
+	if (!id)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	n = t->refs[id];
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
 uint32_t cb_intern_count(const struct cb_intern *t)
 {
 	return atomic_load_explicit(&((struct cb_intern *)t)->count, memory_order_relaxed);

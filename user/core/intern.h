@@ -35,6 +35,8 @@ void cb_intern_put(struct cb_intern *t, uint16_t id);
 uint16_t cb_intern_find(struct cb_intern *t, uint64_t key);
 /* The key of an id; 0 for 0 or a free id. No lock. */
 uint64_t cb_intern_key(const struct cb_intern *t, uint16_t id);
+/* How many references an id holds (the sessions that name it). */
+uint32_t cb_intern_refs(struct cb_intern *t, uint16_t id);
 /* Ids in use, and keys that found the table full. */
 uint32_t cb_intern_count(const struct cb_intern *t);
 uint64_t cb_intern_full_misses(const struct cb_intern *t);

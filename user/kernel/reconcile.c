@@ -181,6 +181,7 @@ struct ns_entry {
 	bool seeded;               /* dumped whole at least once */
 	uint64_t swept_cycle;      /* the sweep cycle that dumped it completely */
 	uint64_t sweep_t0;         /* when that dump began */
+	bool by_lookup;            /* this cycle swept by exact lookups, not a dump */
 };
 
 struct sweep {
@@ -198,6 +199,11 @@ struct sweep {
 	struct cb_diag_sock *held;
 	size_t nheld, held_pos, held_cap;
 	int held_end; /* the dump ended behind them: 0 complete, or -errno */
+	/* the sessions of the namespaces swept by lookup this cycle (sorted by
+	 * netns), looked up `budget` at a time before the dumps */
+	bool planned;
+	struct cb_lookups look;
+	size_t look_pos;
 };
 
 struct remnant {
@@ -403,6 +409,21 @@ static int found_one(const struct cb_diag_sock *d, void *ctx)
 	return 0;
 }
 
+/* The netns inode of the session of `cookie` (0 when it has none). */
+static uint32_t netns_of(struct cb_reconciler *r, uint64_t cookie)
+{
+	struct cb_shard *sh = cb_map_shard(r->m, cookie);
+	struct cb_session *s;
+	uint32_t netns = 0;
+
+	cb_shard_lock(sh);
+	s = __cb_shard_lookup(sh, cookie);
+	if (s)
+		netns = cb_session_netns(r->m, s);
+	cb_shard_unlock(sh);
+	return netns;
+}
+
 static int by_netns(const void *a, const void *b)
 {
 	const struct cb_lookup *x = a, *y = b;
@@ -507,6 +528,7 @@ done:
 static int verify_closes(struct cb_reconciler *r, struct cb_lookups *cand, bool count)
 {
 	struct found_ctx f = { 0 };
+	struct cookie_set ended = { 0 };
 	int err;
 
 	if (!cand->n)
@@ -518,29 +540,25 @@ static int verify_closes(struct cb_reconciler *r, struct cb_lookups *cand, bool 
 	err = cb_reconcile_lookup(r, cand->v, cand->n, found_one, &f);
 	if (err < 0)
 		goto out;
-	err = 0;
+	err = set_init(&ended, 16);
+	if (err)
+		goto out;
 	for (size_t i = 0; i < f.n; i++) {
 		const struct cb_diag_sock *d = &f.v[i];
-		uint32_t netns = 0;
 
-		if (d->state != CB_TCP_FIN_WAIT2 || !d->timewait)
-			continue;
-		for (size_t j = 0; j < cand->n; j++)
-			if (cand->v[j].key.cookie == d->cookie)
-				netns = cand->v[j].netns;
-		apply_diag(r, d, netns, mono_ns()); /* a remnant: DRAINING, watched */
+		if (d->timewait && d->state == CB_TCP_TIME_WAIT)
+			err = set_add(&ended, d->cookie); /* TIME_WAIT is not a session */
+		else if (d->timewait && d->state == CB_TCP_FIN_WAIT2) /* a remnant: DRAINING, watched */
+			apply_diag(r, d, netns_of(r, d->cookie), mono_ns());
+		if (err)
+			goto out;
 	}
-	for (size_t i = 0; i < cand->n; i++) {
-		bool alive = set_has(&f.set, cand->v[i].key.cookie);
-
-		for (size_t j = 0; alive && j < f.n; j++)
-			if (f.v[j].cookie == cand->v[i].key.cookie && f.v[j].timewait &&
-			    f.v[j].state == CB_TCP_TIME_WAIT)
-				alive = false; /* it ended: TIME_WAIT is not a session */
-		if (!alive)
+	for (size_t i = 0; i < cand->n; i++)
+		if (!set_has(&f.set, cand->v[i].key.cookie) ||
+		    set_has(&ended, cand->v[i].key.cookie))
 			close_session(r, &cand->v[i], count);
-	}
 out:
+	free(ended.slot);
 	free(f.set.slot);
 	free(f.v);
 	return err;
@@ -920,6 +938,7 @@ static bool still_remnant(struct cb_map *m, uint64_t cookie)
 static int check_remnants(struct cb_reconciler *r)
 {
 	struct cb_lookups check = { 0 }, keep = { 0 };
+	struct cookie_set alive_set = { 0 };
 	struct found_ctx f = { 0 };
 	int err;
 
@@ -942,13 +961,14 @@ static int check_remnants(struct cb_reconciler *r)
 		err = cb_reconcile_lookup(r, keep.v, keep.n, found_one, &f);
 		err = err < 0 ? err : 0;
 	}
+	/* the ones still FIN_WAIT2 remnants (a set: remnants can be many) */
+	if (!err)
+		err = set_init(&alive_set, f.n);
+	for (size_t j = 0; !err && j < f.n; j++)
+		if (f.v[j].state == CB_TCP_FIN_WAIT2)
+			err = set_add(&alive_set, f.v[j].cookie);
 	for (size_t i = 0; !err && i < keep.n; i++) {
-		bool alive = false;
-
-		for (size_t j = 0; j < f.n; j++)
-			if (f.v[j].cookie == keep.v[i].key.cookie && f.v[j].state == CB_TCP_FIN_WAIT2)
-				alive = true;
-		if (alive) {
+		if (set_has(&alive_set, keep.v[i].key.cookie)) {
 			struct cb_record rec = { 0 };
 
 			rec.cookie = keep.v[i].key.cookie;
@@ -963,6 +983,7 @@ static int check_remnants(struct cb_reconciler *r)
 			close_session(r, &keep.v[i], false); /* its end: not a correction */
 		}
 	}
+	free(alive_set.slot);
 	free(f.set.slot);
 	free(f.v);
 	cb_lookups_free(&check);
@@ -1042,28 +1063,52 @@ static int on_sweep_socket(const struct cb_diag_sock *d, void *ctx)
 
 /* Last tick's suspects, looked up exactly: still contradicting the map
  * now, they are corrections. */
+static int by_cookie(const void *a, const void *b)
+{
+	uint64_t x = ((const struct cb_lookup *)a)->key.cookie;
+	uint64_t y = ((const struct cb_lookup *)b)->key.cookie;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The suspect of `cookie` in `byc` (the suspects sorted by cookie). */
+static const struct cb_lookup *find_suspect(const struct cb_lookup *byc, size_t n, uint64_t cookie)
+{
+	struct cb_lookup k = { .key.cookie = cookie };
+
+	return byc ? bsearch(&k, byc, n, sizeof(*byc), by_cookie) : NULL;
+}
+
 static int settle_suspects(struct cb_reconciler *r)
 {
 	struct cb_lookups *sus = &r->sw.suspects;
+	struct cb_lookup *byc;
 	struct found_ctx f = { 0 };
 	int err;
 
 	if (!sus->n)
 		return 0;
 	qsort(sus->v, sus->n, sizeof(*sus->v), by_netns);
+	byc = malloc(sus->n * sizeof(*byc));
+	if (byc) {
+		memcpy(byc, sus->v, sus->n * sizeof(*byc));
+		qsort(byc, sus->n, sizeof(*byc), by_cookie);
+	}
 	err = set_init(&f.set, sus->n);
 	if (!err)
 		err = cb_reconcile_lookup(r, sus->v, sus->n, found_one, &f);
 	for (size_t i = 0; err >= 0 && i < f.n; i++) {
 		const struct cb_diag_sock *d = &f.v[i];
 		struct cb_shard *sh = cb_map_shard(r->m, d->cookie);
+		const struct cb_lookup *l;
 		struct cb_session *s;
 		uint32_t netns = 0;
 		int kind = -1;
 
-		for (size_t j = 0; j < sus->n; j++)
-			if (sus->v[j].key.cookie == d->cookie)
-				netns = sus->v[j].netns;
+		/* its netns (a missing session has none of its own) */
+		l = find_suspect(byc, sus->n, d->cookie);
+		if (l)
+			netns = l->netns;
 		if (d->state == CB_TCP_SYN_RECV || d->state == CB_TCP_SYN_SENT ||
 		    (d->timewait && d->state == CB_TCP_TIME_WAIT))
 			continue;
@@ -1079,6 +1124,7 @@ static int settle_suspects(struct cb_reconciler *r)
 		    !(kind == CB_CORR_MISSING_OPEN && d->timewait))
 			add(&r->corr[kind], 1);
 	}
+	free(byc);
 	free(f.set.slot);
 	free(f.v);
 	sus->n = 0;
@@ -1175,6 +1221,7 @@ static int end_cycle(struct cb_reconciler *r, uint64_t now)
 	r->sw.cycle++;
 	r->sw.cycle_start_ns = now;
 	r->sw.pos = 0;
+	r->sw.planned = false;
 	return err;
 }
 
@@ -1209,6 +1256,99 @@ static void sweep_dump_done(struct cb_reconciler *r, int ret)
 		r->sw.pos++;
 }
 
+/*
+ * How a cycle sweeps each netns. inet_diag keeps one established hash for
+ * every netns (unless tcp_child_ehash_entries gave it its own), and a dump
+ * of one netns walks all of it: 100 namespaces of 1000 sockets cost 100
+ * walks of the whole table per cycle (measured: 35 ms each with 100 000
+ * sockets). A netns holding less than a quarter of the sessions is swept by
+ * exact lookups of its sessions instead (a hash lookup each): what a dump
+ * would add — a socket the map lacks — the programs report when they lose
+ * it (the `lost` map, repaired whole), and seeding and discovery dump every
+ * netns once. The big ones are dumped.
+ */
+static void visit_plan(struct cb_map *m, struct cb_shard *sh, struct cb_session *s, void *ctx)
+{
+	struct cb_reconciler *r = ctx;
+	struct ns_entry *e;
+	struct cb_lookup l;
+
+	(void)sh;
+	if (cb_session_state(s) == CB_ST_CLOSED || (s->flags & CB_SF_REMNANT))
+		return;
+	e = ns_find(r, cb_session_netns(m, s));
+	if (!e || !e->by_lookup)
+		return;
+	cb_lookup_of_session(m, s, &l);
+	/* out of memory: it is not looked up now, and so (unseen and silent)
+	 * looked up at the cycle's end, the same check later */
+	cb_lookups_push(&r->sw.look, &l);
+}
+
+static void plan_cycle(struct cb_reconciler *r, uint64_t now)
+{
+	uint64_t live = cb_map_live(r->m), t0 = now > CB_RECONCILE_MARGIN_NS ?
+							 now - CB_RECONCILE_MARGIN_NS : 0;
+	struct cb_map_cursor cur = { 0 };
+	bool any = false;
+
+	r->sw.planned = true;
+	r->sw.look.n = r->sw.look_pos = 0;
+	for (size_t i = 0; i < r->nns; i++) {
+		struct ns_entry *e = &r->ns[i];
+		uint16_t id = cb_intern_find(cb_map_netns(r->m), e->info.inode);
+
+		e->by_lookup = 4 * (uint64_t)cb_intern_refs(cb_map_netns(r->m), id) < live;
+		if (e->by_lookup) {
+			/* swept as of now: what the lookups do not find and that
+			 * stays silent is looked up again at the cycle's end */
+			e->swept_cycle = r->sw.cycle;
+			e->sweep_t0 = t0;
+			any = true;
+		}
+	}
+	if (!any)
+		return;
+	while (!cb_map_cursor_done(r->m, &cur))
+		cb_map_visit(r->m, &cur, visit_plan, r);
+	qsort(r->sw.look.v, r->sw.look.n, sizeof(*r->sw.look.v), by_netns);
+}
+
+struct look_ctx {
+	struct cb_reconciler *r;
+	uint32_t netns;
+	uint64_t t0;
+};
+
+static int on_looked_up(const struct cb_diag_sock *d, void *ctx)
+{
+	struct look_ctx *lc = ctx;
+
+	sweep_one(lc->r, d, lc->netns, lc->t0);
+	return 0;
+}
+
+/* Up to `left` lookups of the plan, one netns run at a time; how many. */
+static uint64_t sweep_lookups(struct cb_reconciler *r, uint64_t left)
+{
+	uint64_t done = 0;
+
+	while (left > done && r->sw.look_pos < r->sw.look.n) {
+		const struct cb_lookup *v = &r->sw.look.v[r->sw.look_pos];
+		struct ns_entry *e = ns_find(r, v->netns);
+		struct look_ctx lc = { .r = r, .netns = v->netns, .t0 = e ? e->sweep_t0 : 0 };
+		size_t k = 0;
+
+		while (k < left - done && r->sw.look_pos + k < r->sw.look.n && v[k].netns == v->netns)
+			k++;
+		if (cb_reconcile_lookup(r, v, k, on_looked_up, &lc) < 0 && e)
+			count_dump_failure(r, v->netns, -EIO);
+		r->sw.look_pos += k;
+		done += k;
+	}
+	return done;
+}
+
 /* One tick of the sweep: at most `budget` sockets. */
 static int sweep_tick(struct cb_reconciler *r)
 {
@@ -1231,6 +1371,16 @@ static int sweep_tick(struct cb_reconciler *r)
 		int ret;
 
 		now = mono_ns();
+		if (!r->sw.planned)
+			plan_cycle(r, now);
+		if (r->sw.look_pos < r->sw.look.n) {
+			uint64_t k = sweep_lookups(r, left);
+
+			left -= k;
+			r->sw.cycle_sockets += k;
+			add(&r->sweep_sockets, k);
+			continue;
+		}
 		if (r->sw.held_pos < r->sw.nheld) {
 			/* what the last read brought beyond the budget, first */
 			uint64_t k = 0;
@@ -1254,6 +1404,10 @@ static int sweep_tick(struct cb_reconciler *r)
 				break; /* one cycle end per tick at most */
 			}
 			e = &r->ns[r->sw.pos];
+			if (e->by_lookup) {
+				r->sw.pos++; /* swept by the lookups above */
+				continue;
+			}
 			ret = cb_netns_run_in(&e->info, sweep_open_cb, &r->sw.diag);
 			if (ret) {
 				count_dump_failure(r, e->info.inode, ret);
@@ -1664,6 +1818,7 @@ void cb_reconcile_free(struct cb_reconciler *r)
 	cb_reconcile_stop(r);
 	cb_diag_close(r->sw.diag);
 	cb_lookups_free(&r->sw.suspects);
+	cb_lookups_free(&r->sw.look);
 	free(r->sw.held);
 	free(r->ns);
 	free(r->rem);
