@@ -8,19 +8,22 @@
  * one per connection). Each id counts the sessions that hold it: when the
  * last one lets go, the id is free again, so a host whose pods and cgroups
  * come and go for months never fills the table — freed ids are reused
- * oldest first, so an id changes meaning as late as possible. At 65535 ids
+ * oldest first, so an id changes meaning as late as possible. At 65534 ids
  * in use, new keys get id 0 ("unknown") and are counted.
  *
  * Reading a key by id takes no lock (a session that holds an id keeps it
- * from being reused); getting and putting take the table's mutex, which
- * only the threads that create and free sessions touch.
+ * from being reused). Getting a key already interned, and putting all but
+ * the last reference, take no lock either (an atomic count: two threads
+ * inserting sessions of the same netns do not serialise on it); a new key
+ * and the last reference take the table's mutex.
  */
 #ifndef CONNBEAT_INTERN_H
 #define CONNBEAT_INTERN_H
 
 #include <stdint.h>
 
-#define CB_INTERN_MAX 65535u
+/* Ids are 1..65534: 0 is "none", and 0xffff marks a deleted slot inside. */
+#define CB_INTERN_MAX 65534u
 
 struct cb_intern;
 
