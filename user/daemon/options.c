@@ -13,6 +13,7 @@
 #include "daemon/config.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "kernel/reconcile.h" /* CB_DEFAULT_SWEEP_PERIOD_NS */
 #include "daemon/metrics.h"
 #include "common/parse.h"
 
@@ -63,7 +64,7 @@ static const struct opt_desc opts[] = {
 	  "reported loss, follow FIN_WAIT2 remnants and take one sweep step (default 5s)" },
 	{ "sweep-period", OPT_DURATION, F(sweep_period_ns), CB_NSEC_PER_SEC, DAY, false, false,
 	  "DUR", "check every socket of every network namespace once per DUR, in small steps "
-	  "(default 2m)" },
+	  "(default 5m)" },
 	{ "pin-dir", OPT_STRING, F(pin_dir), 0, 0, false, false, "DIR",
 	  "where the BPF maps are pinned (default " CB_DEFAULT_PIN_DIR ")" },
 	{ "socket", OPT_STRING, F(socket_path), 0, 0, false, false, "PATH",
@@ -98,7 +99,7 @@ void cb_options_defaults(struct cb_options *o)
 	o->tick_ns = 100 * CB_NSEC_PER_MSEC;
 	o->max_sessions = CB_DEFAULT_MAX_SESSIONS;
 	o->reconcile_ns = 5 * CB_NSEC_PER_SEC;
-	o->sweep_period_ns = 120 * CB_NSEC_PER_SEC;
+	o->sweep_period_ns = CB_DEFAULT_SWEEP_PERIOD_NS;
 	o->beat_interval_ns = CB_NSEC_PER_SEC;
 	o->events_ring_size = CB_DEFAULT_EVENTS_RING_BYTES;
 	o->beats_ring_size = CB_DEFAULT_BEATS_RING_BYTES;
