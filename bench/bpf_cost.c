@@ -556,7 +556,7 @@ int main(int argc, char **argv)
 		detach_bare();
 	cb_loader_close(l);
 	/* The bench's own pins go with it. */
-	for (const char *m = "heartbeats\0events\0beats\0stats\0"; *m; m += strlen(m) + 1) {
+	for (const char *m = "heartbeats\0events\0beats\0stats\0lost\0"; *m; m += strlen(m) + 1) {
 		char p[128];
 
 		snprintf(p, sizeof(p), "%s/%s", pin, m);

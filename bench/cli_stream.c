@@ -5,8 +5,9 @@
  *
  * A stand-in daemon on a private Unix socket answers one DUMP_REQ with N
  * rows (CB_ROWS_PER_FRAME per frame, built once: the server costs next to
- * nothing), and build/connbeat is run against it with its output to
- * /dev/null. Prints
+ * nothing; a STATS before it with no entries), and $CONNBEAT_BUILD/connbeat
+ * (default build/connbeat) is run against it with its output to /dev/null.
+ * Prints
  *   bench: list_json_1M_s S s           (target ≤ 1 s)
  *   bench: cli_maxrss_1M_vs_10k_ratio R x   (constant memory: ≈ 1)
  * Needs no root and no BPF.
@@ -41,12 +42,20 @@ static void *serve(void *arg)
 {
 	struct server *s = arg;
 	struct cb_frame_hdr h;
-	char req[256];
+	char req[sizeof(struct cb_dump_req)];
 	int fd = accept(s->lfd, NULL, NULL);
 	struct cb_end end = { .rows = s->rows, .matched = s->rows };
+	struct cb_stats_hdr none = { 0 };
 
-	if (fd < 0 || cb_proto_read(fd, &h, req, sizeof(req), NULL) || h.type != CB_MSG_DUMP_REQ)
-		goto out;
+	/* a STATS first, if the CLI asks (how many netns: its columns) */
+	for (;;) {
+		if (fd < 0 || cb_proto_read(fd, &h, req, sizeof(req), NULL))
+			goto out;
+		if (h.type == CB_MSG_DUMP_REQ)
+			break;
+		if (h.type != CB_MSG_STATS_REQ || cb_proto_write(fd, CB_MSG_STATS, &none, sizeof(none)))
+			goto out;
+	}
 	for (uint64_t sent = 0; sent < s->rows;) {
 		uint32_t n = s->rows - sent < CB_ROWS_PER_FRAME ? (uint32_t)(s->rows - sent) :
 								  CB_ROWS_PER_FRAME;
@@ -121,7 +130,14 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	const char *cli = argc > 1 ? argv[1] : "build/connbeat";
+	const char *build = getenv("CONNBEAT_BUILD");
+	char path[4096];
+	const char *cli = argv[1];
+
+	if (argc < 2) {
+		snprintf(path, sizeof(path), "%s/connbeat", build ? build : "build");
+		cli = path;
+	}
 	double t_big[3], t_small;
 	long rss_big = 0, rss_small = 0, r;
 

@@ -14,6 +14,8 @@
 #   reqresp  redis-server and redis-benchmark, 50 keep-alive connections,
 #            GET and SET of 16 bytes: requests/s summed over both tests
 #   bulk     iperf3, one stream: Gbit/s received
+#   churn_events  churn with a `connbeat events --json` client reading it all
+#            (also prints events_delivered_pct: delivered / (delivered + missed))
 #
 # connbeatd is started as a user starts it, with its defaults except a
 # temporary --pin-dir under /sys/fs/bpf, --socket under /run and
@@ -32,7 +34,7 @@
 #   CONNBEAT_BUILD          build tree with connbeatd and tests/tools/churn (build)
 #   OVERHEAD_PAIRS          pairs per workload (5)
 #   OVERHEAD_SECONDS        length of one run, whole seconds (10)
-#   OVERHEAD_WORKLOADS      which workloads, in order ("churn reqresp bulk")
+#   OVERHEAD_WORKLOADS      which workloads, in order ("churn churn_events reqresp bulk")
 #   OVERHEAD_REDIS_REQUESTS redis-benchmark -n per test (default: sized from a
 #                           short calibration run to OVERHEAD_SECONDS in all)
 #   OVERHEAD_START_TIMEOUT  seconds to wait for connbeatd's "ready:" (30)
@@ -53,7 +55,7 @@ cd "$(dirname "$0")/.." || exit 1
 build=${CONNBEAT_BUILD:-build}
 pairs=${OVERHEAD_PAIRS:-5}
 secs=${OVERHEAD_SECONDS:-10}
-read -r -a workloads <<<"${OVERHEAD_WORKLOADS:-churn reqresp bulk}"
+read -r -a workloads <<<"${OVERHEAD_WORKLOADS:-churn churn_events reqresp bulk}"
 start_timeout=${OVERHEAD_START_TIMEOUT:-30}
 tag=overhead-$$
 pin=/sys/fs/bpf/connbeat-$tag
@@ -211,6 +213,48 @@ wl_churn() {
 			return 1
 		}
 		awk '$1 == "churn:" && $6 == "rate" {print $7; f = 1} END {exit !f}' <<<"$out"
+		;;
+	teardown) ;;
+	esac
+}
+
+# churn_events: the churn again, with a `connbeat events --json` client
+# consuming the whole stream (design §6 / issue 17: ≥ 0.95). Its share of
+# the events delivered (not missed) goes to $tmp/events_pct, one per run.
+stat_of() { # stat_of NAME: one value of `connbeat stats --json`
+	"$build/connbeat" --socket "$sock" stats --json 2>/dev/null |
+		python3 -c 'import json,sys; print(int(json.load(sys.stdin).get(sys.argv[1], 0)))' "$1"
+}
+wl_churn_events() {
+	local out epid d m
+	case $1 in
+	unit) echo conn/s ;;
+	setup) wl_churn setup ;;
+	run)
+		if [[ $with -eq 1 ]]; then
+			"$build/connbeat" --socket "$sock" events --json >"$tmp/events.out" 2>&1 &
+			epid=$!
+			track "$epid"
+			if ! wait_until 10 eval '[[ $(stat_of connbeat_events_subscribers) -ge 1 ]]'; then
+				note "connbeat events did not subscribe: $(head -c 300 "$tmp/events.out")"
+				stop_pid "$epid" 5
+				untrack "$epid"
+				return 1
+			fi
+		fi
+		out=$(wl_churn run) || return 1
+		if [[ $with -eq 1 ]]; then
+			d=$(stat_of connbeat_events_delivered_total)
+			m=$(stat_of connbeat_events_missed_total)
+			kill -INT "$epid" 2>/dev/null
+			wait_until 10 eval "! kill -0 $epid 2>/dev/null" || stop_pid "$epid" 5
+			wait "$epid" 2>/dev/null
+			untrack "$epid"
+			awk -v d="$d" -v m="$m" 'BEGIN {printf "%.2f\n", (d + m > 0 ? 100 * d / (d + m) : 0)}' \
+				>>"$tmp/events_pct"
+			note "events client: delivered $d, missed $m, $(wc -l <"$tmp/events.out") lines"
+		fi
+		echo "$out"
 		;;
 	teardown) ;;
 	esac
@@ -405,6 +449,56 @@ measure() { # measure W
 	echo "bench: overhead_${w}_ratio $med x"
 	echo "bench: overhead_${w}_ratio_min $min x"
 	echo "bench: overhead_${w}_ratio_max $max x"
+	if [[ $w == churn_events ]]; then
+		# the names of design §6 / issue 17
+		echo "bench: overhead_churn_ratio_with_events_client $med x"
+		echo "bench: overhead_churn_ratio_with_events_client_min $min x"
+		echo "bench: overhead_churn_ratio_with_events_client_max $max x"
+		[[ -s $tmp/events_pct ]] &&
+			echo "bench: events_delivered_pct_full_churn $(stats value <"$tmp/events_pct" | awk '{print $1}') %"
+		events_burst
+	fi
+}
+
+# events_burst: a client that keeps up: 10 bursts of 1000 connections of
+# churn (each one within what its ring absorbs), the next once the client
+# has read the last, with `connbeat events --json` reading: the share of
+# the events delivered, and how many closes it printed.
+events_burst() {
+	local epid d m n
+	start_daemon || return
+	"$build/connbeat" --socket "$sock" events --json >"$tmp/events.out" 2>&1 &
+	epid=$!
+	track "$epid"
+	if wait_until 10 eval '[[ $(stat_of connbeat_events_subscribers) -ge 1 ]]'; then
+		local prev cur i b
+		for ((b = 0; b < 10; b++)); do
+			timeout -k 5 60 "$build/tests/tools/churn" --server-first --threads 1 \
+				--count 1000 --seconds 30 >/dev/null
+			# the burst is out of the daemon once delivered + missed stops growing
+			prev=-1
+			for ((i = 0; i < 100; i++)); do
+				cur=$(($(stat_of connbeat_events_delivered_total) +
+					$(stat_of connbeat_events_missed_total)))
+				[[ $cur -eq $prev && $cur -gt 0 ]] && break
+				prev=$cur
+				sleep 0.2
+			done
+		done
+		d=$(stat_of connbeat_events_delivered_total)
+		m=$(stat_of connbeat_events_missed_total)
+		n=$(grep -c '"event":"close"' "$tmp/events.out")
+		echo "# events bursts: 10 x 1000 connections, delivered $d, missed $m, $n close lines"
+		echo "bench: events_delivered_pct $(awk -v d="$d" -v m="$m" \
+			'BEGIN {printf "%.2f", (d + m > 0 ? 100 * d / (d + m) : 0)}') %"
+	else
+		note "connbeat events did not subscribe"
+	fi
+	kill -INT "$epid" 2>/dev/null
+	wait_until 10 eval "! kill -0 $epid 2>/dev/null" || stop_pid "$epid" 5
+	wait "$epid" 2>/dev/null
+	untrack "$epid"
+	stop_daemon
 }
 
 for w in "${workloads[@]}"; do
