@@ -487,6 +487,8 @@ static __always_inline int hb_touch(const struct sock *sk, bool data, bool proce
 	rec_fill(r, CB_REC_BEAT, sk, key.cookie, now);
 	if (data)
 		r->flags |= CB_RF_DATA;
+	if (seeded || (flags & CB_HBF_SEEDED))
+		r->flags |= CB_RF_SEEDED;
 	if (process)
 		rec_set_process(r);
 	tcp_counters(sk, r);

@@ -106,6 +106,11 @@ enum cb_rec_flags {
 	CB_RF_COUNTERS = 1 << 8,     /* ctr holds the kernel's totals (tcp_sock) */
 	CB_RF_PASSIVE = 1 << 9,      /* never set by the kernel (an OPEN from SYN_RECV says
 				      * it): the daemon found the socket accepted */
+	CB_RF_SEEDED = 1 << 10,      /* BEAT of an entry the heartbeat path created itself
+				      * (the socket predates the programs, or its OPEN run
+				      * was missed): the only BEAT that stands for an OPEN.
+				      * Any other BEAT can outrun its OPEN or trail its
+				      * CLOSE (another ring): it never makes a session */
 };
 
 /* The endpoints of a connection. src = local side, dst = peer (like `ss`). */

@@ -244,13 +244,21 @@ static void test_close_linger_evict(void **state)
 	assert_int_equal(st.evicted, 1);
 	assert_int_equal(cb_map_live(m), 0);
 	assert_int_equal(st.live[CB_ST_CLOSED], 0);
-	/* A beat for a cookie the map no longer knows creates a new session,
-	 * marked as first seen late: the map cannot know the socket is gone
-	 * (the kernel's beat path never beats for a closed socket, so this
-	 * only happens for a socket whose OPEN was lost). */
+	/* A beat written before the close but read after it (beats come on
+	 * their own ring), once the CLOSED session is gone: no session — it
+	 * would be one of a socket already gone, never closed. */
 	data_beat(m, 5, T0 + 12200 * MS, 1);
-	assert_int_equal(state_of(m, 5), CB_ST_ACTIVE);
-	assert_true(get(m, 5).flags & CB_SF_FIRST_UNKNOWN);
+	assert_int_equal(state_of(m, 5), CB_ST_COUNT);
+	assert_int_equal(cb_map_live(m), 0);
+	/* A beat of an entry the heartbeat path seeded (the OPEN was lost, or
+	 * the socket predates the programs) creates a session, marked as first
+	 * seen late. */
+	r = rec(CB_REC_BEAT, 6, T0 + 12200 * MS, CB_TCP_ESTABLISHED, CB_TCP_ESTABLISHED);
+	r.flags = CB_RF_SEEDED | CB_RF_DATA;
+	r.ctr.last_data_ns = r.ctr.last_seen_ns = T0 + 12200 * MS;
+	assert_int_equal(cb_apply_record(m, &r, T0 + 12200 * MS), CB_APPLY_INSERTED);
+	assert_int_equal(state_of(m, 6), CB_ST_ACTIVE);
+	assert_true(get(m, 6).flags & CB_SF_FIRST_UNKNOWN);
 	assert_int_equal(cb_map_live(m), 1);
 	cb_map_free(m);
 }
@@ -336,9 +344,17 @@ static void test_apply_kinds(void **state)
 	s = get(m, 98);
 	assert_true(s.flags & CB_SF_FIRST_UNKNOWN);
 	assert_int_equal(cb_session_state(&s), CB_ST_DRAINING); /* created draining */
+	/* a beat stands for an OPEN only when the heartbeat path seeded the
+	 * entry: any other may trail its CLOSE (another ring) after the
+	 * CLOSED session was evicted, or outrun its OPEN */
+	r = rec(CB_REC_BEAT, 95, T0, 1, CB_TCP_FIN_WAIT1);
+	assert_int_equal(cb_apply_record(m, &r, T0), CB_APPLY_IGNORED);
+	assert_int_equal(get(m, 95).cookie, 0);
 	r = rec(CB_REC_BEAT, 97, T0, 1, CB_TCP_ESTABLISHED);
+	r.flags = CB_RF_SEEDED;
 	assert_int_equal(cb_apply_record(m, &r, T0), CB_APPLY_INSERTED);
 	r = rec(CB_REC_BEAT, 96, T0, 1, CB_TCP_CLOSE);
+	r.flags = CB_RF_SEEDED;
 	assert_int_equal(cb_apply_record(m, &r, T0), CB_APPLY_IGNORED);
 
 	/* sock_diag: a synthesised record for a known session corrects its
@@ -454,6 +470,7 @@ static void test_refused_once(void **state)
 	for (int i = 0; i < 5; i++) {
 		struct cb_record r = rec(CB_REC_BEAT, 5000, T0 + i * S, 1, 1);
 
+		r.flags = CB_RF_SEEDED;
 		assert_int_equal(cb_apply_record(m, &r, T0 + i * S), CB_APPLY_REFUSED);
 	}
 	cb_map_stats(m, &st);

@@ -283,10 +283,15 @@ enum cb_apply_result cb_apply_record(struct cb_map *m, const struct cb_record *r
 
 	case CB_REC_BEAT:
 		if (!s) {
-			/* the OPEN was missed (or the socket predates us): the
-			 * beat carries the tuple — but a closing socket is not
-			 * worth a new session */
-			if (r->new_state == CB_TCP_CLOSE || r->new_state == CB_TCP_LISTEN ||
+			/* The OPEN was missed (or the socket predates us): a
+			 * beat of an entry the heartbeat path seeded carries
+			 * the tuple — but a closing socket is not worth a new
+			 * session. Any other beat comes on its own ring: its
+			 * OPEN may still be on the way, or its CLOSE read
+			 * already and the CLOSED session evicted at the cap; a
+			 * session made of it would never close. */
+			if (!(r->flags & (CB_RF_SEEDED | CB_RF_SYNTH)) ||
+			    r->new_state == CB_TCP_CLOSE || r->new_state == CB_TCP_LISTEN ||
 			    r->new_state == CB_TCP_TIME_WAIT)
 				res = CB_APPLY_IGNORED;
 			else

@@ -29,6 +29,7 @@ static const struct {
 	{ CB_RF_DATA, "data" },        { CB_RF_SYNTH, "synth" },
 	{ CB_RF_REMNANT, "remnant" },  { CB_RF_OWNER_PID, "owner" },
 	{ CB_RF_COUNTERS, "counters" }, { CB_RF_PASSIVE, "passive" },
+	{ CB_RF_SEEDED, "seeded" },
 };
 
 const char *cb_record_kind_name(unsigned int kind)

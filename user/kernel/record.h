@@ -25,7 +25,8 @@
 /* Every cb_rec_flags bit the kernel or the daemon may set. */
 #define CB_RF_ALL                                                                         \
 	(CB_RF_PROCESS_CTX | CB_RF_FROM_DESTROY | CB_RF_RST_SENT | CB_RF_RST_RECEIVED |   \
-	 CB_RF_DATA | CB_RF_SYNTH | CB_RF_REMNANT | CB_RF_OWNER_PID | CB_RF_COUNTERS | CB_RF_PASSIVE)
+	 CB_RF_DATA | CB_RF_SYNTH | CB_RF_REMNANT | CB_RF_OWNER_PID | CB_RF_COUNTERS |    \
+	 CB_RF_PASSIVE | CB_RF_SEEDED)
 
 /* 0 when the `len` bytes at `data` are one valid struct cb_record, else
  * -EINVAL with a short static reason in *why (when why is not NULL):
