@@ -376,14 +376,6 @@ static bool close_session(struct cb_reconciler *r, const struct cb_lookup *l, bo
 
 /* ---- verification by exact lookup ---------------------------------------- */
 
-/* The sockets found among a verification's candidates. */
-struct verify {
-	struct cookie_set found;
-	struct cb_diag_sock *socks; /* by candidate, when found */
-	const struct cb_lookups *cand;
-	struct cookie_set index;    /* not used: cookies index cand via linear map */
-};
-
 struct found_ctx {
 	struct cookie_set set;
 	struct cb_diag_sock *v;
@@ -524,8 +516,10 @@ done:
 
 /* Look the candidates up (sorted by netns here) and act on each: gone or
  * TIME_WAIT: closed (a missed close when `count`); a FIN_WAIT2 remnant:
- * marked; alive: nothing (a dump missed it). */
-static int verify_closes(struct cb_reconciler *r, struct cb_lookups *cand, bool count)
+ * marked; alive: nothing (a dump missed it). `*nclosed` (when given) counts
+ * the sessions it closed. */
+static int verify_closes(struct cb_reconciler *r, struct cb_lookups *cand, bool count,
+			 size_t *nclosed)
 {
 	struct found_ctx f = { 0 };
 	struct cookie_set ended = { 0 };
@@ -554,13 +548,32 @@ static int verify_closes(struct cb_reconciler *r, struct cb_lookups *cand, bool 
 			goto out;
 	}
 	for (size_t i = 0; i < cand->n; i++)
-		if (!set_has(&f.set, cand->v[i].key.cookie) ||
-		    set_has(&ended, cand->v[i].key.cookie))
-			close_session(r, &cand->v[i], count);
+		if ((!set_has(&f.set, cand->v[i].key.cookie) ||
+		     set_has(&ended, cand->v[i].key.cookie)) &&
+		    close_session(r, &cand->v[i], count) && nclosed)
+			(*nclosed)++;
 out:
 	free(ended.slot);
 	free(f.set.slot);
 	free(f.v);
+	return err;
+}
+
+/*
+ * Sessions a sighting has just created, looked up once more. A sighting is
+ * as old as its dump or lookup: the socket may have closed since, and its
+ * CLOSE been read before the session existed (a CLOSE of an unknown session
+ * is ignored) or the CLOSED session been evicted at the cap — the sighting
+ * would then create a session that nothing ever closes. Looked up after the
+ * insert, a socket still there reports its close to a session that exists;
+ * one gone is closed now. `*kept`: how many were real.
+ */
+static int confirm_born(struct cb_reconciler *r, struct cb_lookups *born, size_t *kept)
+{
+	size_t closed = 0;
+	int err = verify_closes(r, born, false, &closed);
+
+	*kept = born->n > closed ? born->n - closed : 0;
 	return err;
 }
 
@@ -572,6 +585,7 @@ struct whole {
 	bool seed;         /* start-up: additions are seeded, not corrections */
 	uint64_t t0;       /* the dump began then, less the clock margin */
 	struct cookie_set seen;
+	struct cb_lookups born; /* sessions created by a repair: confirmed after */
 	uint64_t sockets, added;
 };
 
@@ -581,6 +595,7 @@ static int on_whole_socket(const struct cb_diag_sock *d, void *ctx)
 	struct cb_map *m = w->r->m;
 	struct cb_shard *sh;
 	struct cb_session *s;
+	enum cb_apply_result res;
 	int kind = -1;
 
 	w->sockets++;
@@ -604,19 +619,24 @@ static int on_whole_socket(const struct cb_diag_sock *d, void *ctx)
 	cb_shard_unlock(sh);
 	if (kind == -2)
 		return 0; /* closed after the dump began, or a remnant of a closed one */
-	switch (apply_diag(w->r, d, w->netns, w->t0)) {
-	case CB_APPLY_INSERTED:
+	res = apply_diag(w->r, d, w->netns, w->t0);
+	if (res == CB_APPLY_INSERTED)
 		w->added++;
-		if (!w->seed)
-			add(&w->r->corr[CB_CORR_MISSING_OPEN], 1);
-		break;
-	case CB_APPLY_UPDATED:
-		if (kind >= 0 && !w->seed)
-			add(&w->r->corr[kind], 1);
-		break;
-	default:
-		break;
+	if (res == CB_APPLY_IGNORED || w->seed) /* (nothing is read from the rings meanwhile) */
+		return 0;
+	if (res == CB_APPLY_INSERTED)
+		kind = CB_CORR_MISSING_OPEN;
+	if (kind == CB_CORR_MISSING_OPEN && !d->timewait) {
+		/* created or reopened: confirmed after the dump (a remnant is
+		 * watched anyway; out of memory: counted unconfirmed) */
+		struct cb_lookup l;
+
+		diag_lookup(d, w->netns, &l);
+		if (!cb_lookups_push(&w->born, &l))
+			return 0;
 	}
+	if (kind >= 0)
+		add(&w->r->corr[kind], 1);
 	return 0;
 }
 
@@ -681,7 +701,7 @@ static int dump_whole(struct cb_reconciler *r, struct ns_entry *e, bool seed)
 	err = cb_netns_run_in(&e->info, whole_in_ns, &wr);
 	if (err) {
 		count_dump_failure(r, e->info.inode, err);
-		goto out;
+		goto confirm; /* what it created before failing still is */
 	}
 	e->seeded = true;
 	if (seed)
@@ -693,12 +713,21 @@ static int dump_whole(struct cb_reconciler *r, struct ns_entry *e, bool seed)
 	if (cw.netns_id && !seed) {
 		while (!cb_map_cursor_done(r->m, &cur))
 			cb_map_visit(r->m, &cur, visit_whole_close, &cw);
-		err = cw.err ? cw.err : verify_closes(r, &cw.cand, true);
+		err = cw.err ? cw.err : verify_closes(r, &cw.cand, true, NULL);
 	}
-	if (w.added && !seed)
-		cb_dbg("reconcile: netns %u: %llu sockets, %llu added", e->info.inode,
-		       (unsigned long long)w.sockets, (unsigned long long)w.added);
-out:
+confirm:
+	if (w.born.n) {
+		size_t kept = 0;
+		int cerr = confirm_born(r, &w.born, &kept);
+
+		add(&r->corr[CB_CORR_MISSING_OPEN], kept);
+		err = err ? err : cerr;
+		cb_dbg("reconcile: netns %u: %llu sockets, %llu added, %zu of the added or "
+		       "reopened gone by the time they were confirmed", e->info.inode,
+		       (unsigned long long)w.sockets, (unsigned long long)w.added,
+		       w.born.n - kept);
+	}
+	cb_lookups_free(&w.born);
 	cb_lookups_free(&cw.cand);
 	free(w.seen.slot);
 	return err;
@@ -934,6 +963,21 @@ static bool still_remnant(struct cb_map *m, uint64_t cookie)
 	return yes;
 }
 
+/* Keep watching the remnant of lookup key `l`. */
+static void watch_on(struct cb_reconciler *r, const struct cb_lookup *l)
+{
+	struct cb_record rec = { 0 };
+
+	rec.cookie = l->key.cookie;
+	rec.tuple.netns = l->netns;
+	rec.tuple.family = l->key.family;
+	rec.tuple.sport = l->key.sport;
+	rec.tuple.dport = l->key.dport;
+	memcpy(rec.tuple.saddr, l->key.saddr, 16);
+	memcpy(rec.tuple.daddr, l->key.daddr, 16);
+	cb_reconcile_note_remnant(r, &rec);
+}
+
 /* Look every remnant up; close the ones the kernel dropped. */
 static int check_remnants(struct cb_reconciler *r)
 {
@@ -967,21 +1011,11 @@ static int check_remnants(struct cb_reconciler *r)
 	for (size_t j = 0; !err && j < f.n; j++)
 		if (f.v[j].state == CB_TCP_FIN_WAIT2)
 			err = set_add(&alive_set, f.v[j].cookie);
-	for (size_t i = 0; !err && i < keep.n; i++) {
-		if (set_has(&alive_set, keep.v[i].key.cookie)) {
-			struct cb_record rec = { 0 };
-
-			rec.cookie = keep.v[i].key.cookie;
-			rec.tuple.netns = keep.v[i].netns;
-			rec.tuple.family = keep.v[i].key.family;
-			rec.tuple.sport = keep.v[i].key.sport;
-			rec.tuple.dport = keep.v[i].key.dport;
-			memcpy(rec.tuple.saddr, keep.v[i].key.saddr, 16);
-			memcpy(rec.tuple.daddr, keep.v[i].key.daddr, 16);
-			cb_reconcile_note_remnant(r, &rec); /* watch it on */
-		} else {
+	for (size_t i = 0; i < keep.n; i++) {
+		if (err || set_has(&alive_set, keep.v[i].key.cookie))
+			watch_on(r, &keep.v[i]); /* alive, or not known now: next interval */
+		else
 			close_session(r, &keep.v[i], false); /* its end: not a correction */
-		}
 	}
 	free(alive_set.slot);
 	free(f.set.slot);
@@ -1081,7 +1115,7 @@ static const struct cb_lookup *find_suspect(const struct cb_lookup *byc, size_t 
 
 static int settle_suspects(struct cb_reconciler *r)
 {
-	struct cb_lookups *sus = &r->sw.suspects;
+	struct cb_lookups *sus = &r->sw.suspects, born = { 0 };
 	struct cb_lookup *byc;
 	struct found_ctx f = { 0 };
 	int err;
@@ -1097,6 +1131,8 @@ static int settle_suspects(struct cb_reconciler *r)
 	err = set_init(&f.set, sus->n);
 	if (!err)
 		err = cb_reconcile_lookup(r, sus->v, sus->n, found_one, &f);
+	if (r->o.on_sighted)
+		r->o.on_sighted(r->o.ctx);
 	for (size_t i = 0; err >= 0 && i < f.n; i++) {
 		const struct cb_diag_sock *d = &f.v[i];
 		struct cb_shard *sh = cb_map_shard(r->m, d->cookie);
@@ -1120,9 +1156,28 @@ static int settle_suspects(struct cb_reconciler *r)
 			 cb_session_state(s) != CB_ST_DRAINING)
 			kind = CB_CORR_STATE;
 		cb_shard_unlock(sh);
-		if (kind >= 0 && apply_diag(r, d, netns, mono_ns()) != CB_APPLY_IGNORED &&
-		    !(kind == CB_CORR_MISSING_OPEN && d->timewait))
-			add(&r->corr[kind], 1);
+		if (kind < 0 || apply_diag(r, d, netns, mono_ns()) == CB_APPLY_IGNORED)
+			continue;
+		if (kind == CB_CORR_MISSING_OPEN) {
+			struct cb_lookup nl;
+
+			if (d->timewait)
+				continue; /* a remnant: watched, not a missed open */
+			/* created (or reopened, if its OPEN and CLOSE were read
+			 * meanwhile): confirmed below; out of memory: unconfirmed */
+			diag_lookup(d, netns, &nl);
+			if (!cb_lookups_push(&born, &nl))
+				continue;
+		}
+		add(&r->corr[kind], 1);
+	}
+	if (born.n) {
+		size_t kept;
+		int cerr = confirm_born(r, &born, &kept);
+
+		add(&r->corr[CB_CORR_MISSING_OPEN], kept);
+		err = err < 0 ? err : cerr;
+		cb_lookups_free(&born);
 	}
 	free(byc);
 	free(f.set.slot);
@@ -1210,7 +1265,7 @@ static int end_cycle(struct cb_reconciler *r, uint64_t now)
 	while (!cb_map_cursor_done(r->m, &cur))
 		cb_map_visit(r->m, &cur, visit_cycle_end, &cw);
 	err = cw.err ? cw.err : untracked_candidates(r, &cw);
-	err = err ? err : verify_closes(r, &cw.cand, true);
+	err = err ? err : verify_closes(r, &cw.cand, true, NULL);
 	cb_lookups_free(&cw.cand);
 	cb_lookups_free(&cw.untracked);
 	add(&r->sweep_cycles, 1);

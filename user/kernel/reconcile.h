@@ -123,6 +123,10 @@ struct cb_reconcile_opts {
 	 * events stream (the ingest thread hands it the rings' records) */
 	void (*on_close)(const struct cb_record *rec, void *ctx);
 	void *ctx;
+	/* tests only (NULL in the daemon): called when a batch of exact
+	 * lookups has answered and before its sightings are applied — the
+	 * window in which a socket may close and its CLOSE be read first */
+	void (*on_sighted)(void *ctx);
 };
 
 struct cb_reconciler;
