@@ -53,10 +53,18 @@ def test_load():
                 got.update(d.open_ids(ports))
                 return got == want
 
-            t.ok(t.wait_until(converged, 30, 0.5),
-                 "after the load the open sessions on the test's ports are ss's exactly, by "
+            ok = t.wait_until(converged, 30, 0.5)
+            extra = sorted(got - want)[:20]
+            rows = [r for r in d.sessions() if r["id"] in extra] if not ok else []
+            now = t.ss_socks(ports) if not ok else {}
+            t.ok(ok, "after the load the open sessions on the test's ports are ss's exactly, by "
                  "cookie (%d)" % len(want), "missing: %r" % sorted(want - got)[:20],
-                 "extra: %r" % sorted(got - want)[:20])
+                 "extra: %r" % extra, "their rows: %r" % rows,
+                 "ss now: %r" % [now[c]["line"] for c in extra if c in now],
+                 "housekeeping: %r" % {k: v for k, v in d.stats().items()
+                                       if "remnant" in k or "error" in k or "correction" in k
+                                       or "reconcile" in k} if not ok else "",
+                 "connbeatd said: %r" % list(d.err)[-10:] if not ok else "")
             st = d.stats()
             t.ok(d.proc.poll() is None, "connbeatd survived the load")
             drops = {k: st[k] - st0.get(k, 0) for k in st
