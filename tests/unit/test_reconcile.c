@@ -253,6 +253,15 @@ struct rig {
 	void (*on_sighted)(struct rig *g);
 };
 
+/* What the programs' recursion misses read (cb_reconcile_opts.lifecycle_misses). */
+static uint64_t rig_misses_now;
+
+static uint64_t rig_misses(void *ctx)
+{
+	(void)ctx;
+	return rig_misses_now;
+}
+
 static void rig_sighted(void *ctx)
 {
 	struct rig *g = ctx;
@@ -285,6 +294,7 @@ static void rig_up(struct rig *g, uint64_t iv, uint64_t period)
 		.interval_ns = iv,
 		.sweep_period_ns = period,
 		.on_sighted = rig_sighted,
+		.lifecycle_misses = rig_misses,
 		.ctx = g,
 	};
 
@@ -868,6 +878,51 @@ static void test_outdated_sighting(void **state)
 	rig_down(&g);
 }
 
+/*
+ * A recursion miss: the kernel skipped a run of a lifecycle program, so
+ * nothing counted a loss nor said in which netns. The next pass repairs
+ * every netns (here: ours) by a whole dump; misses from before seeding are
+ * not ours to repair.
+ */
+static void test_recursion_miss_repairs(void **state)
+{
+	struct cb_reconcile_stats st0, st;
+	static struct rig g;
+	struct pair old, x;
+	int l4;
+
+	NEED_ISOLATION();
+	rig_misses_now = 5; /* before this daemon */
+	rig_up(&g, 1 * S, 1000 * S);
+	l4 = listener(AF_INET);
+	mk_pair(l4, &old);
+	assert_int_equal(cb_reconcile_seed(g.r), 0);
+	pass(&g);
+	st0 = rstats(&g);
+	assert_int_equal(st0.repairs, 0);
+
+	/* its OPEN skipped by a recursion miss: the kernel counts the miss */
+	mk_pair(l4, &x);
+	rig_misses_now = 6;
+	pass(&g); /* one pass: the repair, not the sweep (that takes two) */
+	assert_int_equal(state_of(&g, x.c.cookie), CB_ST_ACTIVE);
+	assert_int_equal(state_of(&g, x.a.cookie), CB_ST_ACTIVE);
+	st = rstats(&g);
+	assert_int_equal(st.repairs, st0.repairs + st.netns);
+	assert_int_equal(st.corrections[CB_CORR_MISSING_OPEN],
+			 st0.corrections[CB_CORR_MISSING_OPEN] + 2);
+
+	/* no new miss: no more repairs */
+	st0 = st;
+	pass(&g);
+	st = rstats(&g);
+	assert_int_equal(st.repairs, st0.repairs);
+	rst_close_pair(&x);
+	rst_close_pair(&old);
+	close(l4);
+	rig_down(&g);
+}
+
 /* ---- 3. the sweep keeps its budget ------------------------------------------------- */
 
 #define BUDGET_PAIRS 1500 /* 3000 sockets, half of them IPv6: far below RLIMIT_NOFILE */
@@ -1047,6 +1102,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_missed_close, teardown),
 		cmocka_unit_test_teardown(test_missing_open, teardown),
 		cmocka_unit_test_teardown(test_outdated_sighting, teardown),
+		cmocka_unit_test_teardown(test_recursion_miss_repairs, teardown),
 		cmocka_unit_test_teardown(test_budget, teardown),
 		cmocka_unit_test_teardown(test_small_netns_by_lookup, teardown),
 	};

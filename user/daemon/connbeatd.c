@@ -174,6 +174,22 @@ static void after_reconcile_close(const struct cb_record *rec, void *ctx)
 	cb_events_publish(d->events, rec, 1);
 }
 
+/* The reconciler's loss signal the programs cannot count themselves: runs
+ * of the lifecycle programs (the only ones whose records are the sessions'
+ * opens and closes) the kernel skipped. */
+static uint64_t lifecycle_recursion_misses(void *ctx)
+{
+	struct cb_daemon *d = ctx;
+	struct cb_prog_stats ps[CB_LOADER_MAX_PROGS];
+	int n = d->loader ? cb_loader_prog_stats(d->loader, ps, CB_LOADER_MAX_PROGS) : 0;
+	uint64_t sum = 0;
+
+	for (int i = 0; i < n; i++)
+		if (!strcmp(ps[i].name, "cb_set_state") || !strcmp(ps[i].name, "cb_destroy"))
+			sum += ps[i].recursion_misses;
+	return sum;
+}
+
 static void describe_ready(struct cb_daemon *d, uint64_t seed_ns)
 {
 	struct cb_reconcile_stats rs;
@@ -274,6 +290,7 @@ static int run_daemon(struct cb_daemon *d, int argc, char **argv)
 	ro.sweep_period_ns = o->sweep_period_ns;
 	ro.owners = d->owners;
 	ro.on_close = after_reconcile_close; /* d->events is made before its thread starts */
+	ro.lifecycle_misses = lifecycle_recursion_misses;
 	ro.ctx = d;
 	if (cb_reconcile_new(&d->reconcile, &ro))
 		return 1;

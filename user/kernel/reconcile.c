@@ -230,6 +230,8 @@ struct cb_reconciler {
 
 	struct sweep sw;
 	uint64_t stat_drops_seen; /* the programs' global loss counters, last seen */
+	uint64_t misses_seen;     /* lifecycle recursion misses, last seen */
+	bool loss_baseline;       /* both taken (at seeding, or by the first pass) */
 
 	/* remnants to watch, from the ingest thread and our own dumps */
 	pthread_mutex_t remnant_lock;
@@ -872,18 +874,44 @@ static uint64_t stats_losses(struct cb_reconciler *r)
 	return sum;
 }
 
+static uint64_t lifecycle_misses(struct cb_reconciler *r)
+{
+	return r->o.lifecycle_misses ? r->o.lifecycle_misses(r->o.ctx) : 0;
+}
+
+/* What was lost before now is not this daemon's to repair (seeding reads
+ * everything anyway). */
+static void take_loss_baseline(struct cb_reconciler *r)
+{
+	r->stat_drops_seen = stats_losses(r);
+	r->misses_seen = lifecycle_misses(r);
+	r->loss_baseline = true;
+}
+
 /* Repair every netns whose `lost` count grew; when the programs count
- * losses that no netns entry explains (the lost map was full), all. */
+ * losses that no netns entry explains (the lost map was full), or the
+ * kernel skipped a lifecycle program's run (a recursion miss: nothing ran
+ * to count it, nor to say which netns), all. */
 static int repair_losses(struct cb_reconciler *r)
 {
-	uint64_t total = stats_losses(r), explained = 0;
+	uint64_t total = stats_losses(r), misses = lifecycle_misses(r), explained = 0;
 	__u32 key, next, *prev = NULL;
 	bool all = false;
 	int err = 0;
 
-	if (r->o.lost_fd < 0)
-		return 0;
-	while (bpf_map_get_next_key(r->o.lost_fd, prev, &next) == 0) {
+	if (!r->loss_baseline) {
+		take_loss_baseline(r);
+		total = r->stat_drops_seen;
+		misses = r->misses_seen;
+	}
+	if (misses > r->misses_seen) {
+		cb_warn("the kernel skipped %llu runs of the lifecycle programs (recursion misses: "
+			"a program was already running on that CPU): repairing every network "
+			"namespace", (unsigned long long)(misses - r->misses_seen));
+		all = true;
+	}
+	r->misses_seen = misses;
+	while (r->o.lost_fd >= 0 && bpf_map_get_next_key(r->o.lost_fd, prev, &next) == 0) {
 		uint64_t count;
 		struct ns_entry *e;
 
@@ -895,6 +923,10 @@ static int repair_losses(struct cb_reconciler *r)
 		if (!e || count <= e->lost_done)
 			continue;
 		explained++;
+		if (all) { /* repaired below with the others */
+			e->lost_done = count;
+			continue;
+		}
 		add(&r->repairs, 1);
 		cb_info("network namespace %u lost %llu lifecycle records: repairing it", key,
 			(unsigned long long)(count - e->lost_done));
@@ -903,14 +935,16 @@ static int repair_losses(struct cb_reconciler *r)
 		else
 			err = -EIO;
 	}
-	if (total > r->stat_drops_seen && !explained && r->stat_drops_seen) {
+	if (total > r->stat_drops_seen && !explained) {
 		/* losses without a netns entry: the lost map was full */
+		if (!all)
+			cb_warn("the programs lost records they could not attribute to a network "
+				"namespace: repairing every one");
 		all = true;
 	}
 	r->stat_drops_seen = total;
 	if (all) {
-		cb_warn("the programs lost records they could not attribute to a network namespace: "
-			"repairing every one");
+		add(&r->repairs, r->nns);
 		for (size_t i = 0; i < r->nns; i++)
 			if (dump_whole(r, &r->ns[i], false))
 				err = -EIO;
@@ -1738,7 +1772,7 @@ int cb_reconcile_seed(struct cb_reconciler *r)
 		atomic_store_explicit(&r->heartbeats, hs.entries, memory_order_relaxed);
 		err = err ? err : ret;
 	}
-	r->stat_drops_seen = stats_losses(r);
+	take_loss_baseline(r);
 	r->sw.cycle = 1;
 	r->sw.cycle_start_ns = mono_ns();
 	pthread_mutex_unlock(&r->pass_lock);

@@ -122,6 +122,10 @@ struct cb_reconcile_opts {
 	 * on the applying thread, after the map has it: NULL, or the daemon's
 	 * events stream (the ingest thread hands it the rings' records) */
 	void (*on_close)(const struct cb_record *rec, void *ctx);
+	/* runs of the lifecycle programs the kernel skipped (recursion
+	 * misses, in all): records lost with no netns to blame, so when the
+	 * count grows every netns is repaired. NULL: none can be known */
+	uint64_t (*lifecycle_misses)(void *ctx);
 	void *ctx;
 	/* tests only (NULL in the daemon): called when a batch of exact
 	 * lookups has answered and before its sightings are applied — the
