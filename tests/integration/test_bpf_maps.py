@@ -196,8 +196,12 @@ def test_keepalives_are_not_data():
     # A connection kept up by TCP keepalives only: the probes (a 1-byte
     # segment below rcv_nxt) and their ACKs are signs of life, not data. The
     # receiving side's last_seen moves on, its last_data stays at the
-    # payload's time.
-    with t.Daemon("--max-sessions", "1024", "--beat-interval", "0") as d:
+    # payload's time. The default map size: the test idles for seconds,
+    # and the heartbeats map is an LRU that every TCP socket of the host
+    # with activity meanwhile (another test's closing ones) may enter; at
+    # 1024 entries ours was evicted, and re-seeded by the next probe
+    # without its data time.
+    with t.Daemon("--beat-interval", "0") as d:
         c, a, lst = t.tcp_pair(4)
         ac = t.cookie(a)
         t.send_bytes(c, 10)
@@ -212,7 +216,9 @@ def test_keepalives_are_not_data():
         hb = t.heartbeats(d.pin_dir).get(ac, {})
         t.ok(probed, "keepalive: the probes are seen (last_seen moves on)", first, hb)
         t.eq(hb.get("last_data_ns"), first.get("last_data_ns"),
-             "keepalive: the probes are not data (last_data unchanged)")
+             "keepalive: the probes are not data (last_data unchanged)",
+             "before: %r" % first, "after: %r" % hb,
+             "records: %r" % [r["line"] for r in d.records_for(ac)])
         for s in (c, a, lst):
             s.close()
 
