@@ -204,27 +204,36 @@ static int send_dump(struct cb_diag *d)
 	return 0;
 }
 
-int cb_diag_dump_start(struct cb_diag *d, uint32_t state_mask, bool info)
+/* A dump dropped half-way: its remaining replies would be read as the next
+ * request's; a fresh socket is the clean way out. 0 or -errno. */
+static int drop_dump(struct cb_diag *d)
 {
+	struct mnl_socket *nl;
 	int err;
 
-	if (d->active) {
-		/* a dump dropped half-way: its remaining replies would be read
-		 * as this one's; a fresh socket is the clean way out */
-		struct mnl_socket *nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
-
-		if (!nl)
-			return -errno;
-		if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-			err = -errno;
-			mnl_socket_close(nl);
-			return err;
-		}
-		mnl_socket_close(d->nl);
-		d->nl = nl;
-		d->portid = mnl_socket_get_portid(nl);
-		d->active = false;
+	if (!d->active)
+		return 0;
+	nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		err = -errno;
+		mnl_socket_close(nl);
+		return err;
 	}
+	mnl_socket_close(d->nl);
+	d->nl = nl;
+	d->portid = mnl_socket_get_portid(nl);
+	d->active = false;
+	return 0;
+}
+
+int cb_diag_dump_start(struct cb_diag *d, uint32_t state_mask, bool info)
+{
+	int err = drop_dump(d);
+
+	if (err)
+		return err;
 	d->states = state_mask;
 	d->info = info;
 	d->fam = 0;
@@ -364,13 +373,10 @@ int cb_diag_lookup(struct cb_diag *d, const struct cb_diag_key *keys, size_t n, 
 {
 	struct counting c = { .fn = fn, .ctx = ctx };
 	struct parse_ctx pc = { .fn = count_one, .ctx = &c };
-	if (d->active) {
-		int err = cb_diag_dump_start(d, 0, false); /* drop it (fresh socket) */
+	int err = drop_dump(d);
 
-		if (err)
-			return err;
-		d->active = false;
-	}
+	if (err)
+		return err;
 	for (size_t i = 0; i < n;) {
 		size_t len = 0, batch = n - i < LOOKUP_BATCH ? n - i : LOOKUP_BATCH, replies = 0;
 		unsigned int first = d->seq + 1;
@@ -406,13 +412,10 @@ int cb_diag_lookup(struct cb_diag *d, const struct cb_diag_key *keys, size_t n, 
 
 int cb_diag_destroy(struct cb_diag *d, const struct cb_diag_key *keys, size_t n, int *res)
 {
-	if (d->active) {
-		int err = cb_diag_dump_start(d, 0, false); /* drop it (fresh socket) */
+	int err = drop_dump(d);
 
-		if (err)
-			return err;
-		d->active = false;
-	}
+	if (err)
+		return err;
 	for (size_t i = 0; i < n;) {
 		size_t len = 0, batch = n - i < LOOKUP_BATCH ? n - i : LOOKUP_BATCH, acks = 0;
 		unsigned int first = d->seq + 1;
