@@ -48,6 +48,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "sockets.h"
+
 #include "kernel/netns.h"
 #include "kernel/sock_diag.h"
 
@@ -365,25 +367,6 @@ struct listen_ctx {
 	uint64_t cookie;
 	uint32_t inside; /* /proc/thread-self/ns/net while in fn */
 };
-
-static int lo_up(void)
-{
-	struct ifreq ifr = { 0 };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr)) {
-		err = -errno;
-	} else if (!(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(fd, SIOCSIFFLAGS, &ifr))
-			err = -errno;
-	}
-	close(fd);
-	return err;
-}
 
 static int make_listener(void *ctx)
 {

@@ -40,6 +40,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "sockets.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -153,16 +155,6 @@ static void wait_go(int go)
 		;
 }
 
-static uint64_t cookie_of(int fd)
-{
-	uint64_t c = 0;
-	socklen_t len = sizeof(c);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len))
-		return 0;
-	return c;
-}
-
 static int add_held(struct report *rep, int fd, int family, bool listener, bool own_netns)
 {
 	struct held *h;
@@ -198,21 +190,6 @@ static int loopback_pair(int family, int *lfd, int *cfd, int *afd)
 		return -1;
 	*afd = accept(*lfd, NULL, NULL);
 	return *afd < 0 ? -1 : 0;
-}
-
-static int lo_up(void)
-{
-	struct ifreq ifr = { 0 };
-	int s = socket(AF_INET, SOCK_DGRAM, 0), err = -1;
-
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	if (s >= 0 && !ioctl(s, SIOCGIFFLAGS, &ifr)) {
-		ifr.ifr_flags |= IFF_UP;
-		err = ioctl(s, SIOCSIFFLAGS, &ifr);
-	}
-	if (s >= 0)
-		close(s);
-	return err;
 }
 
 typedef void (*child_fn)(int ready, int go, struct report *rep);

@@ -49,6 +49,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "sockets.h"
+
 #include "common/log.h"
 #include "core/apply.h"
 #include "core/session_map.h"
@@ -116,16 +118,6 @@ struct pair {
 	struct end a; /* the accepted end */
 };
 
-static uint64_t cookie_of(int fd)
-{
-	uint64_t c = 0;
-	socklen_t len = sizeof(c);
-
-	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len), 0);
-	assert_true(c != 0);
-	return c;
-}
-
 static void end_of(int fd, struct end *e)
 {
 	struct sockaddr_storage a, b;
@@ -135,6 +127,7 @@ static void end_of(int fd, struct end *e)
 	memset(e, 0, sizeof(*e));
 	e->fd = fd;
 	e->cookie = cookie_of(fd);
+	assert_true(e->cookie != 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &la), 0);
 	assert_int_equal(getpeername(fd, (struct sockaddr *)&b, &lb), 0);
 	k->cookie = e->cookie;
@@ -206,23 +199,6 @@ static void rst_close_pair(struct pair *p)
 {
 	rst_close(&p->c);
 	rst_close(&p->a);
-}
-
-/* Wait (bounded) until the kernel has moved fd to TCP state st: a wait for
- * the kernel's loopback processing, as in test_sock_diag, not for us. */
-static void wait_state(int fd, uint8_t st)
-{
-	struct tcp_info ti;
-	socklen_t len;
-
-	for (int i = 0; i < 5000; i++) {
-		len = sizeof(ti);
-		assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
-		if (ti.tcpi_state == st)
-			return;
-		usleep(1000);
-	}
-	fail_msg("socket never reached TCP state %u", st);
 }
 
 /* An orderly close, the connecting end first: it ends in TIME_WAIT (a
@@ -416,42 +392,21 @@ static void assert_tuple(const struct rig *g, const struct end *e)
 	assert_int_equal(cb_session_netns(g->m, &s), cb_netns_self());
 }
 
-/* What the ingest thread applies for the programs' OPEN of end e. */
-static void apply_open(struct rig *g, const struct end *e)
+/* What the ingest thread does with the programs' record `kind` (old ->
+ * new TCP state) of end e. */
+static enum cb_apply_result apply_kernel(struct rig *g, const struct end *e, uint8_t kind,
+					 uint8_t old_state, uint8_t new_state)
 {
 	struct cb_record r;
 
 	memset(&r, 0, sizeof(r));
-	r.kind = CB_REC_OPEN;
+	r.kind = kind;
 	r.version = CB_ABI_VERSION;
 	r.size = sizeof(r);
 	r.cookie = e->cookie;
 	r.ts_ns = now_ns();
-	r.old_state = CB_TCP_SYN_SENT;
-	r.new_state = CB_TCP_ESTABLISHED;
-	r.tuple.family = e->key.family;
-	memcpy(r.tuple.saddr, e->key.saddr, 16);
-	memcpy(r.tuple.daddr, e->key.daddr, 16);
-	r.tuple.sport = e->key.sport;
-	r.tuple.dport = e->key.dport;
-	r.tuple.netns = cb_netns_self();
-	assert_int_equal(cb_apply_record(g->m, &r, now_ns()), CB_APPLY_INSERTED);
-}
-
-/* What the ingest thread does with the CLOSE of end e (here: before any
- * OPEN of it, so the map has no session and ignores it). */
-static enum cb_apply_result apply_close(struct rig *g, const struct end *e)
-{
-	struct cb_record r;
-
-	memset(&r, 0, sizeof(r));
-	r.kind = CB_REC_CLOSE;
-	r.version = CB_ABI_VERSION;
-	r.size = sizeof(r);
-	r.cookie = e->cookie;
-	r.ts_ns = now_ns();
-	r.old_state = CB_TCP_ESTABLISHED;
-	r.new_state = CB_TCP_CLOSE;
+	r.old_state = old_state;
+	r.new_state = new_state;
 	r.tuple.family = e->key.family;
 	memcpy(r.tuple.saddr, e->key.saddr, 16);
 	memcpy(r.tuple.daddr, e->key.daddr, 16);
@@ -459,6 +414,13 @@ static enum cb_apply_result apply_close(struct rig *g, const struct end *e)
 	r.tuple.dport = e->key.dport;
 	r.tuple.netns = cb_netns_self();
 	return cb_apply_record(g->m, &r, now_ns());
+}
+
+/* The programs' OPEN of end e, read by the ingest thread. */
+static void apply_open(struct rig *g, const struct end *e)
+{
+	assert_int_equal(apply_kernel(g, e, CB_REC_OPEN, CB_TCP_SYN_SENT, CB_TCP_ESTABLISHED),
+			 CB_APPLY_INSERTED);
 }
 
 /* ---- 4. one dump is never trusted to say a socket is gone ----------------------- */
@@ -825,8 +787,11 @@ static bool raced_closed;
 static void close_raced(struct rig *g)
 {
 	rst_close_pair(&raced);
-	assert_int_equal(apply_close(g, &raced.c), CB_APPLY_IGNORED);
-	assert_int_equal(apply_close(g, &raced.a), CB_APPLY_IGNORED);
+	/* their CLOSEs are read before any OPEN: nothing to close yet */
+	assert_int_equal(apply_kernel(g, &raced.c, CB_REC_CLOSE, CB_TCP_ESTABLISHED, CB_TCP_CLOSE),
+			 CB_APPLY_IGNORED);
+	assert_int_equal(apply_kernel(g, &raced.a, CB_REC_CLOSE, CB_TCP_ESTABLISHED, CB_TCP_CLOSE),
+			 CB_APPLY_IGNORED);
 	raced_closed = true;
 }
 
@@ -1013,21 +978,6 @@ static long read_long(const char *path)
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	return n > 0 ? strtol(buf, NULL, 10) : -1;
-}
-
-static int lo_up(void)
-{
-	struct ifreq ifr = { 0 };
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = -1;
-
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	if (s >= 0 && !ioctl(s, SIOCGIFFLAGS, &ifr)) {
-		ifr.ifr_flags |= IFF_UP;
-		err = ioctl(s, SIOCSIFFLAGS, &ifr);
-	}
-	if (s >= 0)
-		close(s);
-	return err;
 }
 
 static int wait_child(pid_t pid)

@@ -23,6 +23,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "sockets.h"
+
 #include "kernel/sock_diag.h"
 
 #ifndef SO_COOKIE
@@ -59,15 +61,6 @@ static int on_sock(const struct cb_diag_sock *s, void *ctx)
 	return 0;
 }
 
-static uint64_t cookie_of(int fd)
-{
-	uint64_t c = 0;
-	socklen_t len = sizeof(c);
-
-	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len), 0);
-	return c;
-}
-
 static uint16_t local_port(int fd)
 {
 	struct sockaddr_storage ss;
@@ -98,22 +91,6 @@ static void pair(int family, int fds[3])
 	assert_int_equal(connect(fds[0], (struct sockaddr *)&ss, len), 0);
 	fds[1] = accept(fds[2], NULL, NULL);
 	assert_true(fds[1] >= 0);
-}
-
-/* Wait (bounded) until the kernel has moved fd to TCP state `st`. */
-static void wait_state(int fd, uint8_t st)
-{
-	struct tcp_info ti;
-	socklen_t len;
-
-	for (int i = 0; i < 5000; i++) {
-		len = sizeof(ti);
-		assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
-		if (ti.tcpi_state == st)
-			return;
-		usleep(1000);
-	}
-	fail_msg("socket never reached TCP state %u", st);
 }
 
 static void add_want(struct wants *ws, int fd, uint8_t state, uint8_t family)
@@ -241,6 +218,7 @@ static void key_of(int fd, int family, struct cb_diag_key *k)
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &la), 0);
 	assert_int_equal(getpeername(fd, (struct sockaddr *)&b, &lb), 0);
 	k->cookie = cookie_of(fd);
+	assert_true(k->cookie != 0);
 	k->family = family == AF_INET ? 4 : 6;
 	if (family == AF_INET) {
 		memcpy(k->saddr, &((struct sockaddr_in *)&a)->sin_addr, 4);
