@@ -5,10 +5,11 @@
 # the daemon's own figures: start-up seeding with 100k existing sockets, a
 # JSON list of them, ingest rate and CPU under churn.
 #
-#   bench/e2e.sh          (root; E2E_ROUNDS=3 E2E_SECONDS=5 by default)
+#   bench/e2e.sh          (root; E2E_ROUNDS=5 E2E_SECONDS=5 by default)
 #
-# Prints "bench: NAME VALUE UNIT" lines; medians of the rounds, ratios
-# against the no-tracer runs of the same rounds. Asserts nothing.
+# Prints "bench: NAME VALUE UNIT" lines; medians of the rounds; the tcplife
+# ratio is the median (min, max) of each round's tcplife / no-tracer pair,
+# the order alternating between rounds. Asserts nothing.
 #
 # Host cost is not measured here: a with/without ratio from a few rounds on
 # a noisy machine is noise, not a figure. What connbeatd costs a busy host
@@ -19,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${CONNBEAT_BUILD:-build}
-rounds=${E2E_ROUNDS:-3}
+rounds=${E2E_ROUNDS:-5}
 secs=${E2E_SECONDS:-5}
 churn=$build/tests/tools/churn
 hold=$build/tests/tools/hold
@@ -76,12 +77,13 @@ made() { awk '{print $3}' <<<"$1"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
-base=() cb=() tl=() cbc=() tlc=() cbcpu=() evrate=()
+base=() cb=() tl=() cbc=() tlc=() cbcpu=() evrate=() tlratio=()
 log=$(mktemp)
-for r in $(seq 1 "$rounds"); do
-	out=$("$churn" --seconds "$secs")
-	base+=("$(rate "$out")")
-
+run_base() {
+	base+=("$(rate "$("$churn" --seconds "$secs")")")
+}
+run_connbeatd() {
+	local out c0 c1 e0 e1 t0 t1
 	start_daemon "$log" || exit 1
 	c0=$(stat_of connbeat_sessions_closed_total)
 	e0=$(stat_of 'connbeat_events_total{ring="events"}')
@@ -97,21 +99,33 @@ for r in $(seq 1 "$rounds"); do
 	cbcpu+=("$(awk -v t=$((t1 - t0)) -v s="$secs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", 100 * t / hz / s}')")
 	evrate+=("$(awk -v e=$((e1 - e0)) -v s="$secs" 'BEGIN {printf "%.0f", e / s}')")
 	grep -h "stopped:" "$log" | sed 's/^/# round '"$r"' connbeatd /'
-
-	if [[ -n $tcplife ]]; then
-		tlog=$(mktemp)
-		"$tcplife" >"$tlog" 2>/dev/null &
-		tpid=$!
-		sleep 1.5 # tcplife prints its header once attached
-		out=$("$churn" --seconds "$secs")
-		sleep 1
-		kill -INT "$tpid"
-		wait "$tpid" 2>/dev/null
-		lines=$(grep -c '^[0-9]' "$tlog")
-		rm -f "$tlog"
-		tl+=("$(rate "$out")")
-		tlc+=("$(awk -v c="$lines" -v m="$(made "$out")" 'BEGIN {printf "%.2f", 100 * c / (2 * m)}')")
+}
+run_tcplife() {
+	local out tlog tpid lines
+	[[ -n $tcplife ]] || return 0
+	tlog=$(mktemp)
+	"$tcplife" >"$tlog" 2>/dev/null &
+	tpid=$!
+	sleep 1.5 # tcplife prints its header once attached
+	out=$("$churn" --seconds "$secs")
+	sleep 1
+	kill -INT "$tpid"
+	wait "$tpid" 2>/dev/null
+	lines=$(grep -c '^[0-9]' "$tlog")
+	rm -f "$tlog"
+	tl+=("$(rate "$out")")
+	tlc+=("$(awk -v c="$lines" -v m="$(made "$out")" 'BEGIN {printf "%.2f", 100 * c / (2 * m)}')")
+}
+# the order alternates between rounds, so that a machine getting faster or
+# slower during the run favours neither side
+for r in $(seq 1 "$rounds"); do
+	if ((r % 2)); then
+		run_base; run_connbeatd; run_tcplife
+	else
+		run_tcplife; run_connbeatd; run_base
 	fi
+	[[ -n $tcplife ]] &&
+		tlratio+=("$(awk -v a="${tl[-1]}" -v b="${base[-1]}" 'BEGIN {printf "%.3f", a / b}')")
 	echo "# round $r: base ${base[-1]}/s connbeatd ${cb[-1]}/s (${cbc[-1]}% counted, ${cbcpu[-1]}% CPU) tcplife ${tl[-1]:-n/a}/s (${tlc[-1]:-n/a}% counted)"
 done
 
@@ -125,7 +139,9 @@ echo "bench: ingest_events_per_s_under_churn $(printf '%s\n' "${evrate[@]}" | me
 if [[ ${#tl[@]} -gt 0 ]]; then
 	t=$(printf '%s\n' "${tl[@]}" | median)
 	echo "bench: churn_with_tcplife_cps $t conn/s"
-	echo "bench: churn_with_tcplife_ratio $(awk -v a="$t" -v b="$b" 'BEGIN {printf "%.3f", a / b}') x"
+	echo "bench: churn_with_tcplife_ratio $(printf '%s\n' "${tlratio[@]}" | median) x"
+	echo "bench: churn_with_tcplife_ratio_min $(printf '%s\n' "${tlratio[@]}" | sort -g | head -1) x"
+	echo "bench: churn_with_tcplife_ratio_max $(printf '%s\n' "${tlratio[@]}" | sort -g | tail -1) x"
 	echo "bench: completeness_tcplife_pct $(printf '%s\n' "${tlc[@]}" | median) %"
 else
 	echo "# tcplife not installed (Debian package libbpf-tools): no comparison"
