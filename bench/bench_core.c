@@ -16,6 +16,11 @@
  *     table (uint64 keys, linear probing, 2M slots, a 64-byte value)
  *     prefilled with the same keys: no locks, no wheel, no states, no
  *     counters. Median of 3 runs each.
+ *  1b. Churn at the cap: OPEN, STATE, CLOSE per connection, 1.5M
+ *     connections through a map with the daemon's default cap (262144) and
+ *     linger, so that every OPEN first evicts a lingering CLOSED session;
+ *     baseline: the same stream into a map that never fills. Per
+ *     connection, median of 3 runs each.
  *  2. Two threads, each with its own stream over its own half of the live
  *     set, on the sharded map versus on the bare table behind one
  *     pthread_rwlock (write lock for every update). Median of 3 runs each;
@@ -30,7 +35,7 @@
  * report, they do not assert: a figure that misses its target says why in
  * a comment. About 1 minute, 1.3 GiB.
  *
- *   build/bench/bench_core [ingest] [mt] [big]     (default: all three)
+ *   build/bench/bench_core [ingest] [churn] [mt] [big]     (default: all four)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -614,6 +619,109 @@ static struct ingest_result bench_ingest(void)
 	return res;
 }
 
+/* ---- 1b. churn at the cap ------------------------------------------------------ */
+
+/*
+ * What a churning host feeds the ingest thread: every connection is an OPEN,
+ * a STATE (the first step of its close) and a CLOSE, a few connections in
+ * flight at once. With the daemon's default cap (CHURN_CAP) and its linger,
+ * the CLOSED sessions fill the map within a second of real churn, and from
+ * then on every OPEN first evicts the CLOSED session due soonest. The same
+ * stream into a map big enough never to evict is the baseline: the ratio is
+ * what eviction at the cap adds per connection.
+ */
+#define CHURN_CAP 262144u      /* CB_DEFAULT_MAX_SESSIONS */
+#define CHURN_CONNS 1500000u   /* connections per stream: ~6 caps' worth */
+#define CHURN_WINDOW 32u       /* connections between an OPEN and its STATE, and on to its CLOSE */
+
+struct churn_result {
+	double cap_ns, free_ns; /* per connection, medians of REPS runs */
+	uint64_t evicted_early;
+};
+
+static struct cb_map *churn_map(uint64_t max_sessions)
+{
+	struct cb_map_config c = {
+		.max_sessions = max_sessions,
+		.tick_ns = TICK,
+		.idle_ns = 60 * S,
+		.drain_timeout_ns = 60 * S,
+		.linger_ns = 10 * S, /* the daemon's defaults */
+	};
+	/* the wheel's cursor at the stream's start, as the daemon's is at now */
+	struct cb_map *m = cb_map_new(&c, T0);
+
+	if (!m) {
+		fprintf(stderr, "bench_core: cb_map_new: %s\n", strerror(errno));
+		exit(1);
+	}
+	return m;
+}
+
+static struct churn_result bench_churn(void)
+{
+	size_t n = 3 * (size_t)CHURN_CONNS, k = 0;
+	struct cb_record *recs = xcalloc(n, sizeof(*recs));
+	uint64_t applied[CB_APPLY_RESULTS], rng = 7;
+	double cap_ns[REPS], free_ns[REPS];
+	struct churn_result res = { 0 };
+	struct cb_map_stats st;
+
+	/* step i: OPEN of connection i, STATE of i - W, CLOSE of i - 2W */
+	for (uint32_t i = 0; i < CHURN_CONNS + 2 * CHURN_WINDOW; i++) {
+		uint64_t ts = T0 + (uint64_t)i * 3 * EV_GAP_NS;
+
+		if (i < CHURN_CONNS)
+			make_record(&recs[k++], CB_REC_OPEN, COOKIE_BASE + i, ts, rnd(&rng));
+		if (i >= CHURN_WINDOW && i - CHURN_WINDOW < CHURN_CONNS) {
+			make_record(&recs[k], CB_REC_STATE, COOKIE_BASE + i - CHURN_WINDOW, ts,
+				    rnd(&rng));
+			recs[k].old_state = CB_TCP_ESTABLISHED;
+			recs[k++].new_state = CB_TCP_FIN_WAIT1;
+		}
+		if (i >= 2 * CHURN_WINDOW && i - 2 * CHURN_WINDOW < CHURN_CONNS) {
+			make_record(&recs[k], CB_REC_CLOSE, COOKIE_BASE + i - 2 * CHURN_WINDOW, ts,
+				    rnd(&rng));
+			recs[k++].old_state = CB_TCP_FIN_WAIT2;
+		}
+	}
+	for (size_t i = 0; i < k; i++)
+		check_record(&recs[i]);
+	for (int rep = 0; rep < REPS; rep++) {
+		struct cb_map *m = churn_map(CHURN_CAP);
+
+		memset(applied, 0, sizeof(applied));
+		cap_ns[rep] = run_map(m, recs, k, applied) * k / CHURN_CONNS;
+		cb_map_stats(m, &st);
+		res.evicted_early = st.evicted_early;
+		if (applied[CB_APPLY_REFUSED])
+			printf("# churn at the cap: %llu records refused\n",
+			       (unsigned long long)applied[CB_APPLY_REFUSED]);
+		cb_map_free(m);
+
+		m = churn_map(2 * (uint64_t)CHURN_CONNS);
+		free_ns[rep] = run_map(m, recs, k, applied) * k / CHURN_CONNS;
+		cb_map_free(m);
+		printf("# churn run %d: %.0f ns per connection at a cap of %u (every OPEN evicts), "
+		       "%.0f ns below any cap\n",
+		       rep + 1, cap_ns[rep], CHURN_CAP, free_ns[rep]);
+	}
+	res.cap_ns = median3(cap_ns);
+	res.free_ns = median3(free_ns);
+	free(recs);
+	return res;
+}
+
+static void report_churn(const struct churn_result *c)
+{
+	printf("# churn: %u connections of 3 records each; %llu CLOSED sessions evicted early "
+	       "in the last run at the cap\n",
+	       CHURN_CONNS, (unsigned long long)c->evicted_early);
+	printf("bench: churn_at_cap_ns_per_conn %.0f ns\n", c->cap_ns);
+	printf("bench: churn_below_cap_ns_per_conn %.0f ns\n", c->free_ns);
+	printf("bench: churn_at_cap_vs_below_cap_ratio %.2f x\n", c->cap_ns / c->free_ns);
+}
+
 /* ---- 2. two threads: sharded map vs one rwlock ----------------------------------- */
 
 #define MT_THREADS 2
@@ -1055,6 +1163,11 @@ int main(int argc, char **argv)
 	if (want(argc, argv, "ingest")) {
 		in = bench_ingest();
 		report_ingest(&in);
+	}
+	if (want(argc, argv, "churn")) {
+		struct churn_result ch = bench_churn();
+
+		report_churn(&ch);
 	}
 	if (want(argc, argv, "mt")) {
 		mt = bench_mt();
