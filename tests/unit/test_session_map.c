@@ -608,6 +608,40 @@ static void test_cap_evicts_closed(void **state)
 	cb_map_free(m);
 }
 
+/* The search for a CLOSED session to evict starts where the last one was
+ * found; a session closed since with an earlier deadline (a shorter linger,
+ * an older close time) is still found, and the soonest due goes first. */
+static void test_cap_evicts_soonest(void **state)
+{
+	struct cb_map *m = mk_map(1024, 60 * S, 10 * S, 512);
+	struct cb_record r;
+
+	(void)state;
+	for (uint64_t c = 1; c <= 1024; c++)
+		open_at(m, c, T0);
+	r = rec(CB_REC_CLOSE, 10, T0 + S, 1, CB_TCP_CLOSE); /* due at T0 + 11 s */
+	cb_apply_record(m, &r, T0 + S);
+	r = rec(CB_REC_OPEN, 5001, T0 + 2 * S, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
+	assert_int_equal(cb_apply_record(m, &r, T0 + 2 * S), CB_APPLY_INSERTED);
+	assert_int_equal(get(m, 10).cookie, 0);
+
+	cb_map_set_timeouts(m, 60 * S, false, 30 * S, 1 * S);
+	r = rec(CB_REC_CLOSE, 20, T0 + 3 * S, 1, CB_TCP_CLOSE); /* due at T0 + 4 s */
+	cb_apply_record(m, &r, T0 + 3 * S);
+	r = rec(CB_REC_CLOSE, 21, T0 + 2 * S, 1, CB_TCP_CLOSE); /* due at T0 + 3 s */
+	cb_apply_record(m, &r, T0 + 3 * S);
+	r = rec(CB_REC_OPEN, 5002, T0 + 3 * S, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
+	assert_int_equal(cb_apply_record(m, &r, T0 + 3 * S), CB_APPLY_INSERTED);
+	assert_int_equal(get(m, 21).cookie, 0);
+	assert_int_equal(state_of(m, 20), CB_ST_CLOSED);
+	r = rec(CB_REC_OPEN, 5003, T0 + 3 * S, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
+	assert_int_equal(cb_apply_record(m, &r, T0 + 3 * S), CB_APPLY_INSERTED);
+	assert_int_equal(get(m, 20).cookie, 0);
+	r = rec(CB_REC_OPEN, 5004, T0 + 3 * S, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
+	assert_int_equal(cb_apply_record(m, &r, T0 + 3 * S), CB_APPLY_REFUSED);
+	cb_map_free(m);
+}
+
 static void test_drain(void **state)
 {
 	struct cb_map *m = mk_map(1000, 5 * S, 10 * S, 512);
@@ -752,6 +786,7 @@ int main(void)
 		cmocka_unit_test(test_owner_and_passive),
 		cmocka_unit_test(test_cap),
 		cmocka_unit_test(test_cap_evicts_closed),
+		cmocka_unit_test(test_cap_evicts_soonest),
 		cmocka_unit_test(test_zero_cookie),
 		cmocka_unit_test(test_shorter_timeout),
 		cmocka_unit_test(test_drain),

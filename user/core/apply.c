@@ -109,12 +109,11 @@ static void init_session(struct cb_map *m, struct cb_shard *sh, struct cb_sessio
 }
 
 /* An OPEN (or a sock_diag sighting) for a CLOSED session: a new life of
- * the same socket. Keep the links, reset everything else. */
+ * the same socket. Its links (in the map, not the record) stay; everything
+ * in the record is reset. */
 static void reopen(struct cb_map *m, struct cb_shard *sh, struct cb_session *s,
 		   const struct cb_record *r, uint64_t now_ns)
 {
-	cb_sidx_t hnext = s->hnext, wnext = s->wnext, wprev = s->wprev;
-	uint8_t in_wheel = s->flags & CB_SF_IN_WHEEL;
 	uint64_t cookie = s->cookie;
 
 	/* its new life starts without an owner, like a new session */
@@ -125,10 +124,6 @@ static void reopen(struct cb_map *m, struct cb_shard *sh, struct cb_session *s,
 	cb_intern_put(cb_map_cgroups(m), s->cgroup_id);
 	memset(s, 0, sizeof(*s));
 	s->cookie = cookie;
-	s->hnext = hnext;
-	s->wnext = wnext;
-	s->wprev = wprev;
-	s->flags = in_wheel;
 	__cb_shard_count_reopen(sh);
 	init_session(m, sh, s, r, now_ns);
 }

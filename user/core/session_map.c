@@ -2,18 +2,19 @@
 /*
  * session_map.c — see session_map.h.
  *
- * Why our own table and not liburcu's lfht or Concurrency Kit: the record
- * must stay within 124 bytes with its hash and wheel links (design.md §3),
+ * Why our own table and not liburcu's lfht or Concurrency Kit: a session
+ * must stay within 128 bytes with its hash and wheel links (design.md §3),
  * which rules out per-node allocations (malloc's header alone is 16 B,
  * lfht's node 16 B more) and pointer-sized links. Records live in one
- * mmap'ed slab per shard and link by 32-bit index; the hash index is a
- * bucket array of 32-bit heads. Every operation that changes a shard holds
+ * mmap'ed slab per shard and link by 32-bit index, their links in a dense
+ * array beside it (session.h says why); the hash index is a bucket array of
+ * 32-bit heads. Every operation that changes a shard holds
  * its lock for a handful of cache misses, so a reader-side RCU would buy
  * little: the writers (one ingest thread, the tick) dominate, and dumps copy
  * out in bounded chunks under the lock instead of traversing lock-free.
  *
- * Sizing (style.md #13, the "presize" form): each shard's slab and bucket
- * array are reserved once from max_sessions / shards (plus slack for uneven
+ * Sizing (style.md #13, the "presize" form): each shard's slab, links and
+ * bucket arrays are reserved once from max_sessions / shards (plus slack for uneven
  * hashing) with MAP_NORESERVE: untouched pages cost nothing, so RSS follows
  * the sessions actually held and nothing ever rehashes. Buckets: the power
  * of two at or below the shard capacity, so at the cap a chain averages
@@ -36,16 +37,21 @@
 struct cb_shard {
 	pthread_mutex_t lock;
 	struct cb_session *slab; /* cap + 1 records; [0] unused (nil) */
+	struct cb_session_links *links; /* the same indices */
 	cb_sidx_t *buckets;
 	uint32_t bmask;
 	uint32_t cap;      /* highest usable index */
 	uint32_t hwm;      /* next never-used index */
 	cb_sidx_t free_head;
-	size_t slab_bytes, bucket_bytes;
+	size_t slab_bytes, links_bytes, bucket_bytes;
 	struct cb_state_stats st;
 	_Atomic uint64_t opened, evicted, evicted_early, refused, reopened;
 	_Atomic uint64_t unowned; /* no OWNER_KNOWN, no OWNER_SOUGHT */
 	_Atomic uint64_t tick_visited, tick_reslotted, tick_budget_hits, max_hold_ns;
+	/* No CLOSED session sits in a wheel slot before this tick: where the
+	 * search for one to evict at the cap starts. Lowered by every link of
+	 * a CLOSED session, raised by the search itself. */
+	uint64_t closed_from;
 	struct cb_wheel wheel;
 } __attribute__((aligned(64)));
 
@@ -148,11 +154,13 @@ struct cb_map *cb_map_new(const struct cb_map_config *cfg, uint64_t now_ns)
 		sh->cap = (uint32_t)per;
 		sh->hwm = 1;
 		sh->slab_bytes = (per + 1) * sizeof(struct cb_session);
+		sh->links_bytes = (per + 1) * sizeof(struct cb_session_links);
 		sh->bucket_bytes = (size_t)nb * sizeof(cb_sidx_t);
 		sh->slab = reserve(sh->slab_bytes);
+		sh->links = reserve(sh->links_bytes);
 		sh->buckets = reserve(sh->bucket_bytes);
 		sh->bmask = nb - 1;
-		if (!sh->slab || !sh->buckets)
+		if (!sh->slab || !sh->links || !sh->buckets)
 			goto fail;
 		cb_wheel_init(&sh->wheel, now_ns / m->cfg.tick_ns);
 	}
@@ -172,6 +180,8 @@ void cb_map_free(struct cb_map *m)
 
 		if (sh->slab)
 			munmap(sh->slab, sh->slab_bytes);
+		if (sh->links)
+			munmap(sh->links, sh->links_bytes);
 		if (sh->buckets)
 			munmap(sh->buckets, sh->bucket_bytes);
 		pthread_mutex_destroy(&sh->lock);
@@ -197,7 +207,7 @@ static void visit_reschedule(struct cb_map *m, struct cb_shard *sh, struct cb_se
 			     void *ctx)
 {
 	(void)ctx;
-	if (s->flags & CB_SF_IN_WHEEL)
+	if (cb_wheel_linked(&sh->links[s - sh->slab]))
 		__cb_session_schedule(m, sh, s);
 }
 
@@ -326,7 +336,7 @@ void cb_map_prefetch(struct cb_map *m, uint64_t cookie, int stage)
 
 struct cb_session *__cb_shard_lookup(struct cb_shard *sh, uint64_t cookie)
 {
-	for (cb_sidx_t i = *bucket_of(sh, cookie); i; i = sh->slab[i].hnext)
+	for (cb_sidx_t i = *bucket_of(sh, cookie); i; i = sh->links[i].hnext)
 		if (sh->slab[i].cookie == cookie)
 			return &sh->slab[i];
 	return NULL;
@@ -345,23 +355,39 @@ struct cb_session *__cb_shard_lookup(struct cb_shard *sh, uint64_t cookie)
 static bool __shard_evict_closed(struct cb_map *m, struct cb_shard *sh)
 {
 	struct cb_wheel *w = &sh->wheel;
+	uint64_t t = sh->closed_from > w->cursor ? sh->closed_from : w->cursor;
 	uint32_t seen = 0;
 
 	if (!cb_stat_get(&sh->st.live[CB_ST_CLOSED]))
 		return false;
-	for (uint64_t t = w->cursor; t < w->cursor + CB_WHEEL_SLOTS && seen < EVICT_SCAN; t++) {
+	/* Under churn at the cap every insert comes here: without the hint,
+	 * each would first skip the empty slots between now and now + linger
+	 * (~100 of them by default). */
+	for (; t < w->cursor + CB_WHEEL_SLOTS && seen < EVICT_SCAN; t++) {
 		cb_sidx_t idx = w->head[t % CB_WHEEL_SLOTS];
 
-		for (; idx && seen < EVICT_SCAN; idx = sh->slab[idx].wnext, seen++) {
+		for (; idx && seen < EVICT_SCAN; idx = sh->links[idx].wnext, seen++) {
 			if (cb_session_state(&sh->slab[idx]) != CB_ST_CLOSED)
 				continue;
+			sh->closed_from = t;
 			__cb_shard_remove(m, sh, &sh->slab[idx]);
 			cb_stat_add(&sh->evicted, 1);
 			cb_stat_add(&sh->evicted_early, 1);
 			return true;
 		}
+		if (seen >= EVICT_SCAN)
+			break; /* slot t may hold more: start there next time */
 	}
+	sh->closed_from = t;
 	return false;
+}
+
+/* Link a session into the wheel at `tick`, keeping closed_from. */
+static void link_at(struct cb_shard *sh, struct cb_session *s, cb_sidx_t idx, uint64_t tick)
+{
+	tick = __cb_wheel_link(&sh->wheel, sh->links, idx, tick);
+	if (cb_session_state(s) == CB_ST_CLOSED && tick < sh->closed_from)
+		sh->closed_from = tick;
 }
 
 /* The same in the other shards, which a caller holding its own shard's
@@ -408,7 +434,7 @@ struct cb_session *__cb_shard_insert(struct cb_map *m, struct cb_shard *sh, uint
 		__shard_evict_closed(m, sh); /* this shard's share is full: same remedy */
 	if (sh->free_head) {
 		idx = sh->free_head;
-		sh->free_head = sh->slab[idx].hnext;
+		sh->free_head = sh->links[idx].hnext;
 	} else if (sh->hwm <= sh->cap) {
 		idx = sh->hwm++;
 	} else {
@@ -420,7 +446,7 @@ struct cb_session *__cb_shard_insert(struct cb_map *m, struct cb_shard *sh, uint
 	memset(s, 0, sizeof(*s));
 	s->cookie = cookie;
 	b = bucket_of(sh, cookie);
-	s->hnext = *b;
+	sh->links[idx].hnext = *b;
 	/* atomic only for cb_map_prefetch(), which peeks without the lock */
 	__atomic_store_n(b, idx, __ATOMIC_RELAXED);
 	cb_stat_add(&sh->opened, 1);
@@ -482,17 +508,17 @@ void __cb_shard_remove(struct cb_map *m, struct cb_shard *sh, struct cb_session 
 	cb_sidx_t idx = (cb_sidx_t)(s - sh->slab), *p = bucket_of(sh, s->cookie);
 
 	while (*p != idx)
-		p = &sh->slab[*p].hnext;
-	__atomic_store_n(p, s->hnext, __ATOMIC_RELAXED); /* see the insert */
-	if (s->flags & CB_SF_IN_WHEEL)
-		__cb_wheel_unlink(&sh->wheel, sh->slab, idx);
+		p = &sh->links[*p].hnext;
+	__atomic_store_n(p, sh->links[idx].hnext, __ATOMIC_RELAXED); /* see the insert */
+	if (cb_wheel_linked(&sh->links[idx]))
+		__cb_wheel_unlink(&sh->wheel, sh->links, idx);
 	cb_state_leave(&sh->st, s);
 	cb_intern_put(m->netns, s->netns_id);
 	cb_intern_put(m->cgroups, s->cgroup_id);
 	if (!(s->flags & (CB_SF_OWNER_KNOWN | CB_SF_OWNER_SOUGHT)))
 		cb_stat_add(&sh->unowned, (uint64_t)-1);
 	memset(s, 0, sizeof(*s)); /* cookie 0: free, for dumps */
-	s->hnext = sh->free_head;
+	sh->links[idx].hnext = sh->free_head;
 	sh->free_head = idx;
 	atomic_fetch_sub_explicit(&m->live, 1, memory_order_relaxed);
 }
@@ -529,10 +555,10 @@ void __cb_session_schedule(struct cb_map *m, struct cb_shard *sh, struct cb_sess
 	uint64_t d = cb_session_deadline(m, s);
 
 	/* O(1) either way; only state changes get here, never heartbeats */
-	if (s->flags & CB_SF_IN_WHEEL)
-		__cb_wheel_unlink(&sh->wheel, sh->slab, idx);
+	if (cb_wheel_linked(&sh->links[idx]))
+		__cb_wheel_unlink(&sh->wheel, sh->links, idx);
 	if (d != UINT64_MAX)
-		__cb_wheel_link(&sh->wheel, sh->slab, idx, d / m->cfg.tick_ns + !!(d % m->cfg.tick_ns));
+		link_at(sh, s, idx, d / m->cfg.tick_ns + !!(d % m->cfg.tick_ns));
 }
 
 bool __cb_session_transition(struct cb_map *m, struct cb_shard *sh, struct cb_session *s,
@@ -573,7 +599,7 @@ static bool shard_tick(struct cb_map *m, struct cb_shard *sh, uint64_t now_ns)
 			more = sh->wheel.cursor <= now_tick;
 			break;
 		}
-		idx = __cb_wheel_pop_due(&sh->wheel, sh->slab, now_tick);
+		idx = __cb_wheel_pop_due(&sh->wheel, sh->links, now_tick);
 		if (!idx)
 			break;
 		visited++;
@@ -582,8 +608,7 @@ static bool shard_tick(struct cb_map *m, struct cb_shard *sh, uint64_t now_ns)
 		if (d == UINT64_MAX)
 			continue; /* not a wheel state any more: already unlinked */
 		if (d > now_ns) { /* lazily re-slotted: a heartbeat moved it */
-			__cb_wheel_link(&sh->wheel, sh->slab, idx,
-					d / m->cfg.tick_ns + !!(d % m->cfg.tick_ns));
+			link_at(sh, s, idx, d / m->cfg.tick_ns + !!(d % m->cfg.tick_ns));
 			reslotted++;
 		} else if (cb_session_state(s) == CB_ST_ACTIVE) {
 			cb_state_transition(&sh->st, s, CB_ST_ACTIVE, CB_ST_STALE);

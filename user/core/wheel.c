@@ -12,9 +12,10 @@ void cb_wheel_init(struct cb_wheel *w, uint64_t now_tick)
 	w->cursor = now_tick;
 }
 
-void __cb_wheel_link(struct cb_wheel *w, struct cb_session *slab, cb_sidx_t idx, uint64_t tick)
+uint64_t __cb_wheel_link(struct cb_wheel *w, struct cb_session_links *links, cb_sidx_t idx,
+			 uint64_t tick)
 {
-	struct cb_session *s = &slab[idx];
+	struct cb_session_links *s = &links[idx];
 	uint32_t slot;
 	cb_sidx_t first;
 
@@ -27,28 +28,28 @@ void __cb_wheel_link(struct cb_wheel *w, struct cb_session *slab, cb_sidx_t idx,
 	s->wnext = first;
 	s->wprev = CB_WHEEL_HEAD | slot;
 	if (first)
-		slab[first].wprev = idx;
+		links[first].wprev = idx;
 	w->head[slot] = idx;
-	s->flags |= CB_SF_IN_WHEEL;
 	w->linked++;
+	return tick;
 }
 
-void __cb_wheel_unlink(struct cb_wheel *w, struct cb_session *slab, cb_sidx_t idx)
+void __cb_wheel_unlink(struct cb_wheel *w, struct cb_session_links *links, cb_sidx_t idx)
 {
-	struct cb_session *s = &slab[idx];
+	struct cb_session_links *s = &links[idx];
 
 	if (s->wprev & CB_WHEEL_HEAD)
 		w->head[s->wprev & SLOT_MASK] = s->wnext;
 	else
-		slab[s->wprev].wnext = s->wnext;
+		links[s->wprev].wnext = s->wnext;
 	if (s->wnext)
-		slab[s->wnext].wprev = s->wprev;
+		links[s->wnext].wprev = s->wprev;
 	s->wnext = s->wprev = CB_SIDX_NIL;
-	s->flags &= ~CB_SF_IN_WHEEL;
 	w->linked--;
 }
 
-cb_sidx_t __cb_wheel_pop_due(struct cb_wheel *w, struct cb_session *slab, uint64_t now_tick)
+cb_sidx_t __cb_wheel_pop_due(struct cb_wheel *w, struct cb_session_links *links,
+			      uint64_t now_tick)
 {
 	uint32_t skipped = 0;
 
@@ -61,7 +62,7 @@ cb_sidx_t __cb_wheel_pop_due(struct cb_wheel *w, struct cb_session *slab, uint64
 		cb_sidx_t idx = w->head[w->cursor & SLOT_MASK];
 
 		if (idx) {
-			__cb_wheel_unlink(w, slab, idx);
+			__cb_wheel_unlink(w, links, idx);
 			return idx;
 		}
 		if (++skipped >= CB_WHEEL_SLOTS) {

@@ -9,11 +9,13 @@
  * cascade): a session with a 2-hour timeout is touched about 17 times in
  * those 2 hours, a heartbeat never.
  *
- * Slot lists are doubly linked through cb_session.wnext/wprev (slab
- * indices), so a session is unlinked in O(1) when its deadline must move
- * earlier (e.g. it closed and lingers less than its idle deadline). The
- * first entry of a slot has no predecessor: its wprev holds the slot number
- * with CB_WHEEL_HEAD set, so no extra field is needed to find the head.
+ * Slot lists are doubly linked through cb_session_links.wnext/wprev (slab
+ * indices into the shard's links array, never the records themselves), so a
+ * session is unlinked in O(1) when its deadline must move earlier (e.g. it
+ * closed and lingers less than its idle deadline). The first entry of a slot
+ * has no predecessor: its wprev holds the slot number with CB_WHEEL_HEAD
+ * set, so no extra field is needed to find the head, and wprev is 0 exactly
+ * when the session is not in the wheel (cb_wheel_linked()).
  *
  * The cursor is the next tick to look at. Links are clamped to
  * [cursor, cursor + slots - 1], so nothing is ever linked behind the
@@ -23,6 +25,7 @@
 #ifndef CONNBEAT_WHEEL_H
 #define CONNBEAT_WHEEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/session.h"
@@ -39,11 +42,19 @@ struct cb_wheel {
 /* Start with the cursor at `now_tick`. */
 void cb_wheel_init(struct cb_wheel *w, uint64_t now_tick);
 
-/* Link slab[idx] (not linked) to come due at `tick` (clamped, see above). */
-void __cb_wheel_link(struct cb_wheel *w, struct cb_session *slab, cb_sidx_t idx, uint64_t tick);
+/* Whether the session whose links these are is in a wheel. */
+static inline bool cb_wheel_linked(const struct cb_session_links *l)
+{
+	return l->wprev != CB_SIDX_NIL;
+}
 
-/* Unlink slab[idx] (linked). */
-void __cb_wheel_unlink(struct cb_wheel *w, struct cb_session *slab, cb_sidx_t idx);
+/* Link links[idx] (not linked) to come due at `tick` (clamped, see above).
+ * Returns the tick of the slot it went to. */
+uint64_t __cb_wheel_link(struct cb_wheel *w, struct cb_session_links *links, cb_sidx_t idx,
+			 uint64_t tick);
+
+/* Unlink links[idx] (linked). */
+void __cb_wheel_unlink(struct cb_wheel *w, struct cb_session_links *links, cb_sidx_t idx);
 
 /*
  * Unlink and return the next session due at or before `now_tick`, advancing
@@ -52,6 +63,7 @@ void __cb_wheel_unlink(struct cb_wheel *w, struct cb_session *slab, cb_sidx_t id
  * (then the wheel is known to hold nothing due and the cursor jumps to
  * now_tick + 1).
  */
-cb_sidx_t __cb_wheel_pop_due(struct cb_wheel *w, struct cb_session *slab, uint64_t now_tick);
+cb_sidx_t __cb_wheel_pop_due(struct cb_wheel *w, struct cb_session_links *links,
+			      uint64_t now_tick);
 
 #endif /* CONNBEAT_WHEEL_H */
