@@ -204,11 +204,10 @@ static void *reader_thread(void *arg)
 
 /* ---- the bare-counter baseline ---- */
 
-static const char *const bare_tps[] = { "inet_sock_set_state", "sock_send_length",
-					"sock_recv_length", "tcp_probe" };
+/* The tracepoints connbeat's busy programs share with a bare counter. */
+static const char *const bare_tps[] = { "inet_sock_set_state", "tcp_probe" };
 /* Program names are 15 characters at most. */
-static const char *const bare_names[] = { "bare_set_state", "bare_send", "bare_recv",
-					  "bare_probe" };
+static const char *const bare_names[] = { "bare_set_state", "bare_probe" };
 #define N_BARE (sizeof(bare_tps) / sizeof(bare_tps[0]))
 static int bare_prog_fd[N_BARE], bare_link_fd[N_BARE], bare_map_fd = -1;
 
@@ -350,8 +349,6 @@ static const char *bare_for(const char *prog)
 {
 	static const char *const map[][2] = {
 		{ "cb_set_state", "bare_set_state" },
-		{ "cb_send", "bare_send" },
-		{ "cb_recv", "bare_recv" },
 		{ "cb_probe", "bare_probe" },
 	};
 
@@ -536,7 +533,7 @@ int main(int argc, char **argv)
 		       (unsigned long long)st[CB_STAT_BEATS_DROPPED]);
 	}
 
-	/* 4. Bulk transfer: the heartbeat path (send/recv/probe). */
+	/* 4. Bulk transfer: the heartbeat path (tcp_probe). */
 	memset(smp, 0, sizeof(*smp));
 	smp->l = l;
 	atomic_store(&rd.stop, false);

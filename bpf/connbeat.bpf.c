@@ -14,10 +14,18 @@
  *    happens. A connection costs three lifecycle records per side (OPEN at
  *    ESTABLISHED, STATE when it starts to close, CLOSE); byte and segment
  *    counts are the kernel's own tcp_sock totals, read into the records
- *    that are written anyway, never accumulated per event; a heartbeat is
- *    one hash lookup and two stores, and a BEAT goes out at most once per
- *    connection per CPU per interval (none at all for a connection shorter
- *    than that).
+ *    that are written anyway, never accumulated per event; a BEAT goes out
+ *    at most once per connection per CPU per interval (none at all for a
+ *    connection shorter than that).
+ *  - The heartbeat path is one program, on tcp_probe: every segment an
+ *    established socket receives, which carries both directions' news (new
+ *    payload, or an ACK for payload we sent). The application's own send
+ *    and receive calls are not hooked: they sit on the request path of
+ *    every server (a request/response server paid 10% of its rate for
+ *    them) and add nothing the segments do not say, except the process,
+ *    which connect() and the daemon's owners pass give. A heartbeat is a
+ *    few loads of the socket's own clocks, and at most once per socket per
+ *    jiffy one hash lookup and two stores.
  *  - Never wake the reader per record: submit with BPF_RB_NO_WAKEUP, and
  *    force a wakeup only once the ring's unconsumed data passes a threshold
  *    (a quarter of the ring, set by the loader). The daemon polls with a
@@ -61,12 +69,15 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* The verifier's own cast to a read-only BTF pointer (a kfunc since 6.2). */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
-#define MSG_PEEK 2
 #define TCPHDR_FIN 0x01
+#define TCPHDR_ACK 0x10
 #define EEXIST 17
 
 /* Upper bound of the per-CPU loop, for the verifier; the real bound is
@@ -318,13 +329,6 @@ static __always_inline void rec_fill(struct cb_record *r, __u8 kind, const struc
 	}
 }
 
-static __always_inline void rec_set_process(struct cb_record *r)
-{
-	r->flags |= CB_RF_PROCESS_CTX;
-	r->pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(r->comm, sizeof(r->comm));
-}
-
 /* The kernel's own totals of a full TCP socket, what `ss -ti` prints. */
 static __always_inline void tcp_counters(const struct sock *sk, struct cb_record *r)
 {
@@ -436,13 +440,12 @@ static __noinline __u32 hb_pid_any(const struct cb_hb_key *key)
  * daemon its tuple. A connection that went quiet beats on its first
  * activity after an interval — which is how a STALE session revives.
  *
- * Benign race: the slot is this CPU's alone, but a softirq program (probe)
- * can interrupt a process-context one (send/recv) between its reads and
- * writes of the same slot. They write the same fields only with "now"
- * (either value is right) or the throttle, where the worst case is one
- * extra BEAT in that interval.
+ * Benign race: the slot is this CPU's alone, and a run of this program is
+ * never interrupted by another (the kernel skips a nested run: a recursion
+ * miss). Only cb_set_state can write the slot meanwhile (the OPEN's
+ * stamp), and only with "now": either value is right.
  */
-static __always_inline int hb_touch(const struct sock *sk, bool data, bool process)
+static __always_inline int hb_touch(const struct sock *sk, bool data)
 {
 	struct cb_hb_key key = { .cookie = sock_cookie(sk) };
 	struct cb_heartbeat *h;
@@ -465,8 +468,6 @@ static __always_inline int hb_touch(const struct sock *sk, bool data, bool proce
 	WRITE_ONCE(h->last_seen_ns, now);
 	if (data)
 		WRITE_ONCE(h->last_data_ns, now);
-	if (process && !h->pid)
-		h->pid = bpf_get_current_pid_tgid() >> 32;
 
 	stamp = now >> 20;
 	flags = READ_ONCE(h->flags);
@@ -489,8 +490,6 @@ static __always_inline int hb_touch(const struct sock *sk, bool data, bool proce
 		r->flags |= CB_RF_DATA;
 	if (seeded || (flags & CB_HBF_SEEDED))
 		r->flags |= CB_RF_SEEDED;
-	if (process)
-		rec_set_process(r);
 	tcp_counters(sk, r);
 	r->ctr.last_data_ns = h->last_data_ns;
 	r->ctr.last_seen_ns = h->last_seen_ns;
@@ -498,41 +497,45 @@ static __always_inline int hb_touch(const struct sock *sk, bool data, bool proce
 	return 0;
 }
 
-static __always_inline int handle_send(const struct sock *sk, int ret)
-{
-	if (ret <= 0 || !sk || !is_inet_tcp(sk))
-		return 0;
-	return hb_touch(sk, true, true);
-}
-
-static __always_inline int handle_recv(const struct sock *sk, int ret, int flags)
-{
-	/* MSG_PEEK moves nothing: the bytes count when really read. */
-	if (ret <= 0 || (flags & MSG_PEEK) || !sk || !is_inet_tcp(sk))
-		return 0;
-	return hb_touch(sk, true, true);
-}
-
 /*
  * tcp_probe fires for every segment tcp_rcv_established() receives, before
  * it is processed: the TCP-level heartbeat, including pure ACKs and
- * keepalives. Only new payload counts as data: a segment that ends beyond
- * rcv_nxt. A keepalive probe (seq = rcv_nxt - 1, at most one byte) and a
- * duplicate retransmission end at or before it: signs of life, not data.
- * TCP_SKB_CB is filled by tcp_v{4,6}_fill_cb() by then: end_seq = seq +
- * SYN + FIN + payload. skb->cb is a char array, which the verifier lets us
- * read as scratch space through the BTF pointer (no probe_read).
+ * keepalives. Data moved when the segment brings new payload (it ends
+ * beyond rcv_nxt) or acknowledges payload we sent (its ACK is beyond
+ * snd_una: in ESTABLISHED our FIN is not sent yet, so that is data). A
+ * keepalive probe (seq = rcv_nxt - 1, at most one byte), its reply (the
+ * same ACK again) and a duplicate retransmission move nothing: signs of
+ * life, not data. TCP_SKB_CB is filled by tcp_v{4,6}_fill_cb() by then:
+ * end_seq = seq + SYN + FIN + payload. skb->cb is a char array, which the
+ * verifier lets us read as scratch space through the BTF pointer.
+ *
+ * Once per jiffy is enough (our clock has that resolution): when the
+ * kernel has already processed a segment of the same kind on this socket
+ * in this jiffy — its own clocks say so: icsk_ack.lrcvtime for payload,
+ * rcv_tstamp for any acceptable ACK — this program stamped the heartbeat
+ * then, and the map is not touched at all. Segments the kernel processed
+ * outside tcp_rcv_established() (the handshake) are covered by the OPEN,
+ * which stamps the heartbeat too. Where the kernel's clock is coarser than
+ * ours (an ACK for new data after a bare ACK in the same jiffy), last_data
+ * can lag by under a jiffy plus the gap since the previous data: idleness
+ * is judged in seconds.
  */
 static __always_inline int handle_probe(const struct sock *sk, const struct sk_buff *skb)
 {
 	const struct tcp_skb_cb *tcb = (const void *)skb->cb;
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
-	__u32 end;
+	/* tcp_rcv_established()'s socket is a full TCP one: a cast (the
+	 * verifier's, free at run time) instead of bpf_skc_to_tcp_sock() */
+	const struct tcp_sock *tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+	__u32 end, j32 = (__u32)bpf_jiffies64();
+	bool payload, acked;
 
-	if (!tp)
-		return 0;
 	end = tcb->end_seq - (tcb->tcp_flags & TCPHDR_FIN ? 1 : 0);
-	return hb_touch(sk, (__s32)(end - tp->rcv_nxt) > 0, false);
+	payload = (__s32)(end - tp->rcv_nxt) > 0;
+	acked = (tcb->tcp_flags & TCPHDR_ACK) && (__s32)(tcb->ack_seq - tp->snd_una) > 0;
+	/* (beat_interval 0, for tests: every segment beats) */
+	if (beat_interval && (payload ? tp->inet_conn.icsk_ack.lrcvtime == j32 : tp->rcv_tstamp == j32))
+		return 0;
+	return hb_touch(sk, payload || acked);
 }
 
 /*
@@ -600,7 +603,12 @@ static __always_inline int on_established(const struct sock *sk, const struct cb
 	__u32 pid = 0;
 
 	if (h) {
+		/* the handshake's last segment was not a tcp_probe one: stamp
+		 * the open here, as the passive side's init does (handle_probe
+		 * relies on it) */
 		pid = h->pid;
+		WRITE_ONCE(h->last_seen_ns, now);
+		WRITE_ONCE(h->last_data_ns, now);
 	} else {
 		/* the passive child (or connect()'s run was missed): both
 		 * clocks start at the open; the OPEN counts as this CPU's
@@ -760,18 +768,6 @@ SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(cb_destroy, struct sock *sk)
 {
 	return handle_destroy(sk);
-}
-
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(cb_send, struct sock *sk, int ret, int flags)
-{
-	return handle_send(sk, ret);
-}
-
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(cb_recv, struct sock *sk, int ret, int flags)
-{
-	return handle_recv(sk, ret, flags);
 }
 
 SEC("tp_btf/tcp_probe")

@@ -9,6 +9,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import cbtest as t  # noqa: E402
@@ -223,6 +224,35 @@ def test_keepalives_are_not_data():
             s.close()
 
 
-t.run(test_entries_live_and_vanish, test_keepalives_are_not_data, test_seeded_preexisting, test_restart_reuses_maps,
+def test_data_clock_follows_segments():
+    # With the default beat interval the heartbeat is stamped at most once
+    # per socket per jiffy (the kernel's own clocks say when it already was):
+    # a burst in a new jiffy must still move both sides' last_data — the
+    # receiver's by the payload, the sender's by the ACKs of its payload
+    # (the programs do not hook send/recv calls). A jiffy is 1-10 ms; the
+    # programs' clock is at most one behind the true time.
+    with t.Daemon() as d:
+        c, a, lst = t.tcp_pair(4)
+        cc, ac = t.cookie(c), t.cookie(a)
+        late = {}
+        for rnd in range(5):
+            time.sleep(0.03)  # the next burst starts in a later jiffy
+            t0 = time.monotonic_ns() - 10 * 1000 * 1000
+            for _ in range(100):
+                c.sendall(b"x" * 100)
+            t.recv_bytes(a, 100 * 100)
+
+            def fresh():
+                hb = t.heartbeats(d.pin_dir)
+                return all(hb.get(k, {}).get("last_data_ns", 0) >= t0 for k in (cc, ac))
+            if not t.wait_until(fresh, 5, 0.01):
+                late[rnd] = {k: t.heartbeats(d.pin_dir).get(k) for k in (cc, ac)}
+        t.eq(late, {}, "data clock: every burst moves the receiver's and the sender's "
+             "last_data (payload, ACKs of payload)")
+        for s in (c, a, lst):
+            s.close()
+
+
+t.run(test_entries_live_and_vanish, test_keepalives_are_not_data, test_data_clock_follows_segments, test_seeded_preexisting, test_restart_reuses_maps,
       test_recreate_on_mismatch, test_destroy_repairs_missed_close)
 t.done()

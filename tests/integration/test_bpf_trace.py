@@ -149,20 +149,26 @@ def test_bytes_exact():
     t.recv_bytes(a, n_up)
     t.send_bytes(a, n_down)
     t.recv_bytes(c, n_down)
-    # While open: BEATs carry the kernel's totals when they were written
-    # (--beat-interval 0: every send, receive and segment beats); the
-    # client's last receive sees everything it sent acked and received.
-    ok_c = D.wait_for(lambda r: r["cookie"] == cc and r["kind"] == "BEAT"
-                      and r["tx"] == n_up + 1 and r["rx"] == n_down, 10)
+    # While open: BEATs carry the kernel's totals as of the segment they were
+    # written for (--beat-interval 0: every segment beats; tcp_probe runs
+    # before the segment is processed, so a BEAT never counts its own).
+    ok_a = D.wait_for(lambda r: r["cookie"] == ac and r["kind"] == "BEAT"
+                      and r["rx"] >= n_up - 65536, 10)
+    beats_a = [(r["tx"], r["rx"]) for r in D.records_for(ac) if r["kind"] == "BEAT"]
+    t.ok(ok_a, "bytes: the server's BEATs follow bytes_received up to its last segment",
+         beats_a[-5:])
+    t.eq([rx for _, rx in beats_a], sorted(rx for _, rx in beats_a),
+         "bytes: bytes_received never goes back from one BEAT to the next")
     beats_c = [(r["tx"], r["rx"]) for r in D.records_for(cc) if r["kind"] == "BEAT"]
-    t.ok(ok_c, "bytes: a client BEAT carries bytes_acked %d (+ SYN), bytes_received %d"
-         % (n_up, n_down), beats_c[-5:])
-    t.ok(all(tx <= n_up + 1 and rx <= n_down for tx, rx in beats_c),
-         "bytes: no client BEAT counts more than the kernel could")
-    t.ok(any("data" in r["flags"] and "proc" in r["flags"] and r.get("pid") == os.getpid()
-             for r in D.records_for(cc) if r["kind"] == "BEAT"),
-         "bytes: send/recv BEATs are flagged data+proc with our pid")
-    t.ok(any("proc" not in r["flags"] for r in D.records_for(ac) if r["kind"] == "BEAT"),
+    t.ok(beats_c and max(tx for tx, _ in beats_c) > n_up // 2,
+         "bytes: the client's BEATs (ACKs of its data) follow bytes_acked", beats_c[-5:])
+    t.ok(all(tx <= n_up + 1 and rx <= n_down for tx, rx in beats_c) and
+         all(tx <= n_down and rx <= n_up for tx, rx in beats_a),
+         "bytes: no BEAT counts more than the kernel could")
+    t.ok(any("data" in r["flags"] for r in D.records_for(cc) if r["kind"] == "BEAT"),
+         "bytes: a client BEAT for the ACK of its data is flagged data")
+    t.ok(not any("proc" in r["flags"] for c_ in (cc, ac) for r in D.records_for(c_)
+                 if r["kind"] == "BEAT"),
          "bytes: segment (tcp_probe) BEATs claim no process")
     t.ok(all("counters" in r["flags"] and r.get("rtt_us", 0) > 0
              for r in D.records_for(cc) if r["kind"] == "BEAT"),
