@@ -232,6 +232,19 @@ static __noinline void lost_inc(__u32 netns)
 	}
 }
 
+/*
+ * The tcp_sock of a full TCP socket. Every program reaches here only with
+ * one (inet_sock_set_state, tcp_probe and tcp_destroy_sock are called on
+ * full TCP sockets; the reset programs check the state and protocol
+ * first), so the verifier's cast does, free at run time, what
+ * bpf_skc_to_tcp_sock() would check with a helper call per record. Reads
+ * through it are fault-safe loads all the same.
+ */
+static __always_inline const struct tcp_sock *tcp_sk_of(const struct sock *sk)
+{
+	return bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+}
+
 static __always_inline __u32 sock_netns(const struct sock *sk)
 {
 	return sk->__sk_common.skc_net.net->ns.inum;
@@ -309,10 +322,7 @@ static __always_inline void rec_fill(struct cb_record *r, __u8 kind, const struc
 	if (!r->tuple.sport) {
 		/* skc_num is 0 again once CLOSE released the port
 		 * (inet_put_port); inet_sport keeps it. */
-		struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
-
-		if (tp)
-			r->tuple.sport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+		r->tuple.sport = bpf_ntohs(tcp_sk_of(sk)->inet_conn.icsk_inet.inet_sport);
 	}
 	r->tuple.dport = bpf_ntohs(skc->skc_dport);
 	r->tuple.netns = skc->skc_net.net->ns.inum;
@@ -332,10 +342,8 @@ static __always_inline void rec_fill(struct cb_record *r, __u8 kind, const struc
 /* The kernel's own totals of a full TCP socket, what `ss -ti` prints. */
 static __always_inline void tcp_counters(const struct sock *sk, struct cb_record *r)
 {
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	const struct tcp_sock *tp = tcp_sk_of(sk);
 
-	if (!tp)
-		return;
 	r->flags |= CB_RF_COUNTERS;
 	r->ctr.bytes_acked = tp->bytes_acked;
 	r->ctr.bytes_received = tp->bytes_received;
@@ -523,9 +531,7 @@ static __always_inline int hb_touch(const struct sock *sk, bool data)
 static __always_inline int handle_probe(const struct sock *sk, const struct sk_buff *skb)
 {
 	const struct tcp_skb_cb *tcb = (const void *)skb->cb;
-	/* tcp_rcv_established()'s socket is a full TCP one: a cast (the
-	 * verifier's, free at run time) instead of bpf_skc_to_tcp_sock() */
-	const struct tcp_sock *tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+	const struct tcp_sock *tp = tcp_sk_of(sk);
 	__u32 end, j32 = (__u32)bpf_jiffies64();
 	bool payload, acked;
 
