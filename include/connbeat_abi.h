@@ -177,10 +177,12 @@ struct cb_hb_key {
  * Kept small: the kernel stores entries x possible CPUs x this size.
  */
 struct cb_heartbeat {
-	__u64 last_data_ns; /* payload moved either way: send, receive, or a received
-			     * segment with new data (not keepalives, not duplicates) */
+	__u64 last_data_ns; /* payload moved either way: a received segment with new
+			     * data, or one acknowledging data we sent (not
+			     * keepalives, not duplicates); stamped at most once
+			     * per jiffy */
 	__u64 last_seen_ns; /* any sign of life: also pure ACKs and keepalive probes */
-	__u32 pid;        /* first process seen on this CPU in process context */
+	__u32 pid;        /* connect()'s process (active opens only) */
 	__u32 beat_stamp; /* (ns >> 20) when this CPU last emitted a BEAT; wraps after
 			   * ~52 days, compared modulo 2^32 */
 	__u16 flags;      /* CB_HBF_* */
