@@ -230,7 +230,8 @@ struct cb_reconciler {
 
 	struct sweep sw;
 	uint64_t stat_drops_seen; /* the programs' global loss counters, last seen */
-	uint64_t misses_seen;     /* lifecycle recursion misses, last seen */
+	uint64_t misses_seen;     /* lifecycle recursion misses, last repaired */
+	uint32_t since_all;       /* passes since every netns was repaired (UINT32_MAX: never) */
 	bool loss_baseline;       /* both taken (at seeding, or by the first pass) */
 
 	/* remnants to watch, from the ingest thread and our own dumps */
@@ -888,13 +889,23 @@ static void take_loss_baseline(struct cb_reconciler *r)
 	r->loss_baseline = true;
 }
 
-/* Repair every netns whose `lost` count grew; when the programs count
- * losses that no netns entry explains (the lost map was full), or the
- * kernel skipped a lifecycle program's run (a recursion miss: nothing ran
- * to count it, nor to say which netns), all. */
+/*
+ * Repair every netns whose `lost` count grew; when the programs count
+ * losses that no netns entry explains (the lost map was full), all, at
+ * once. When the kernel skipped a lifecycle program's run (a recursion
+ * miss: nothing ran to count it, nor to say which netns), all too, but at
+ * most once per miss_repair_passes: under sustained churn the kernel skips
+ * a run every few seconds, and a repair of every netns walks the kernel's
+ * whole TCP hash once per netns — on a host with a hundred namespaces,
+ * seconds of CPU each time. What a skipped run can lose is little: a
+ * missed CLOSE is reported at destroy, a missed first close step by the
+ * CLOSE, a missed OPEN by the connection's next segment (a seeded BEAT);
+ * only a silent connection whose OPEN was skipped waits for the repair.
+ */
 static int repair_losses(struct cb_reconciler *r)
 {
 	uint64_t total = stats_losses(r), misses = lifecycle_misses(r), explained = 0;
+	uint32_t gap = r->o.miss_repair_passes;
 	__u32 key, next, *prev = NULL;
 	bool all = false;
 	int err = 0;
@@ -904,13 +915,15 @@ static int repair_losses(struct cb_reconciler *r)
 		total = r->stat_drops_seen;
 		misses = r->misses_seen;
 	}
-	if (misses > r->misses_seen) {
+	if (r->since_all < UINT32_MAX)
+		r->since_all++;
+	if (misses > r->misses_seen && r->since_all >= gap) {
 		cb_warn("the kernel skipped %llu runs of the lifecycle programs (recursion misses: "
 			"a program was already running on that CPU): repairing every network "
-			"namespace", (unsigned long long)(misses - r->misses_seen));
+			"namespace (again in %u passes at the earliest)",
+			(unsigned long long)(misses - r->misses_seen), gap);
 		all = true;
 	}
-	r->misses_seen = misses;
 	while (r->o.lost_fd >= 0 && bpf_map_get_next_key(r->o.lost_fd, prev, &next) == 0) {
 		uint64_t count;
 		struct ns_entry *e;
@@ -944,6 +957,8 @@ static int repair_losses(struct cb_reconciler *r)
 	}
 	r->stat_drops_seen = total;
 	if (all) {
+		r->misses_seen = misses; /* covered by this repair too */
+		r->since_all = 0;
 		add(&r->repairs, r->nns);
 		for (size_t i = 0; i < r->nns; i++)
 			if (dump_whole(r, &r->ns[i], false))
@@ -1853,6 +1868,9 @@ int cb_reconcile_new(struct cb_reconciler **out, const struct cb_reconcile_opts 
 	r->m = o->map;
 	if (!r->o.sweep_period_ns)
 		r->o.sweep_period_ns = CB_DEFAULT_SWEEP_PERIOD_NS;
+	if (!r->o.miss_repair_passes)
+		r->o.miss_repair_passes = CB_DEFAULT_MISS_REPAIR_PASSES;
+	r->since_all = UINT32_MAX;
 	atomic_store(&r->interval_ns, o->interval_ns ? o->interval_ns : 5000000000ull);
 	err = cb_netns_init();
 	if (err) {

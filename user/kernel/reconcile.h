@@ -20,7 +20,9 @@
  *       in a row is forgotten and its open sessions closed once;
  *    2. loss: the programs count every lifecycle record they could not
  *       deliver under its netns (the pinned `lost` map); a netns whose count
- *       grew is dumped whole now and repaired;
+ *       grew is dumped whole now and repaired; every netns is, when the
+ *       loss has no netns to name (the map was full: now; a recursion
+ *       miss: at most once per miss_repair_passes);
  *    3. remnants: FIN_WAIT2 timewait remnants (design.md §3) are looked up
  *       one by one; a remnant that is gone (or became TIME_WAIT) closes its
  *       session — the end of a remnant is not a correction;
@@ -70,6 +72,9 @@
  * 17 000 of them, ~0.5% of a core here; what it finds is only what the
  * kernel failed to report and the programs could not count. */
 #define CB_DEFAULT_SWEEP_PERIOD_NS (300ull * 1000 * 1000 * 1000)
+/* Passes between two repairs of every netns for skipped program runs
+ * (recursion misses): a minute at the default interval. */
+#define CB_DEFAULT_MISS_REPAIR_PASSES 12u
 #define CB_SWEEP_MIN_BUDGET 64
 
 enum cb_correction {
@@ -126,6 +131,9 @@ struct cb_reconcile_opts {
 	 * misses, in all): records lost with no netns to blame, so when the
 	 * count grows every netns is repaired. NULL: none can be known */
 	uint64_t (*lifecycle_misses)(void *ctx);
+	/* at most one such repair of every netns per this many passes (the
+	 * first at once); 0: CB_DEFAULT_MISS_REPAIR_PASSES */
+	uint32_t miss_repair_passes;
 	void *ctx;
 	/* tests only (NULL in the daemon): called when a batch of exact
 	 * lookups has answered and before its sightings are applied — the
