@@ -8,17 +8,17 @@
  * lfht's node 16 B more) and pointer-sized links. Records live in one
  * mmap'ed slab per shard and link by 32-bit index, their links in a dense
  * array beside it (session.h says why); the hash index is a bucket array of
- * 32-bit heads. Every operation that changes a shard holds
- * its lock for a handful of cache misses, so a reader-side RCU would buy
- * little: the writers (one ingest thread, the tick) dominate, and dumps copy
- * out in bounded chunks under the lock instead of traversing lock-free.
+ * 32-bit heads. Every operation that changes a shard holds its lock for a
+ * handful of cache misses, so a reader-side RCU would buy little: the
+ * writers (one ingest thread, the tick) dominate, and dumps copy out in
+ * bounded chunks under the lock instead of traversing lock-free.
  *
  * Sizing (style.md #13, the "presize" form): each shard's slab, links and
- * bucket arrays are reserved once from max_sessions / shards (plus slack for uneven
- * hashing) with MAP_NORESERVE: untouched pages cost nothing, so RSS follows
- * the sessions actually held and nothing ever rehashes. Buckets: the power
- * of two at or below the shard capacity, so at the cap a chain averages
- * 1–2 records and the index costs 2–4 bytes per session.
+ * bucket arrays are reserved once from max_sessions / shards (plus slack
+ * for uneven hashing) with MAP_NORESERVE: untouched pages cost nothing, so
+ * RSS follows the sessions actually held and nothing ever rehashes.
+ * Buckets: the power of two at or below the shard capacity, so at the cap a
+ * chain averages 1–2 records and the index costs 2–4 bytes per session.
  */
 #include "core/session_map.h"
 
