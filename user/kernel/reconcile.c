@@ -899,8 +899,10 @@ static void take_loss_baseline(struct cb_reconciler *r)
  * whole TCP hash once per netns — on a host with a hundred namespaces,
  * seconds of CPU each time. What a skipped run can lose is little: a
  * missed CLOSE is reported at destroy, a missed first close step by the
- * CLOSE, a missed OPEN by the connection's next segment (a seeded BEAT);
- * only a silent connection whose OPEN was skipped waits for the repair.
+ * CLOSE, the missed OPEN of an accepted connection by its next segment (a
+ * seeded BEAT: it has no heartbeats entry yet); only a connection opened
+ * by connect() whose OPEN was skipped (its entry exists since SYN_SENT),
+ * or a silent accepted one, waits for the repair.
  */
 static int repair_losses(struct cb_reconciler *r)
 {
