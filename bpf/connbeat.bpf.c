@@ -539,10 +539,11 @@ static __always_inline int handle_probe(const struct sock *sk, const struct sk_b
 
 	end = tcb->end_seq - (tcb->tcp_flags & TCPHDR_FIN ? 1 : 0);
 	payload = (__s32)(end - tp->rcv_nxt) > 0;
-	acked = (tcb->tcp_flags & TCPHDR_ACK) && (__s32)(tcb->ack_seq - tp->snd_una) > 0;
 	/* (beat_interval 0, for tests: every segment beats) */
 	if (beat_interval && (payload ? tp->inet_conn.icsk_ack.lrcvtime == j32 : tp->rcv_tstamp == j32))
 		return 0;
+	/* only now: snd_una is one more cache line, for the runs that stay */
+	acked = (tcb->tcp_flags & TCPHDR_ACK) && (__s32)(tcb->ack_seq - tp->snd_una) > 0;
 	return hb_touch(sk, payload || acked);
 }
 
