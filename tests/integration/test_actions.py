@@ -512,6 +512,7 @@ def rst_connection(lst):
     a, _ = lst.accept()
     ck = (t.cookie(c), t.cookie(a))
     t.close_rst(c)
+    t.wait_reset(a)
     a.close()
     return ck
 
@@ -662,6 +663,7 @@ def test_events():
             # and the stream goes on: the held connections' closes arrive
             for c, a in held:
                 t.close_rst(c)
+                t.wait_reset(a)
                 a.close()
             t.ok(t.wait_until(lambda: all(any(o and o.get("id") == ck and o["event"] == "close"
                                               for _, o, _ in ev.objects()) for ck in hk), 30),

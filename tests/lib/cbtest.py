@@ -28,7 +28,7 @@ The daemon:
 Loopback traffic (v4 and v6):
     tcp_pair(family, ...) -> (client, accepted, listener)
     send_bytes(sock, n), recv_bytes(sock, n), wait_eof(sock), close_rst(sock),
-    half_close(sock)
+    wait_reset(sock), half_close(sock)
     cookie(sock)               SO_COOKIE: the id the programs key on
     endpoint(sock)/peer(sock)  (addr, port) normalised like the trace prints
 
@@ -646,6 +646,20 @@ def close_rst(sock):
     """Abortive close: SO_LINGER {on, 0} makes close() send a RST."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
+
+
+def wait_reset(sock, timeout=10):
+    """Block until `sock` has taken its peer's RST. On loopback the RST is
+    usually processed inside the peer's close(), but under load the softirq
+    runs later; closing `sock` before then would send a FIN and add state
+    changes (FIN_WAIT1...) the caller did not ask for."""
+    sock.settimeout(timeout)
+    try:
+        b = sock.recv(1)
+    except ConnectionResetError:
+        return
+    raise AssertionError("wait_reset: expected the peer's RST, got %r: "
+                         "the peer must close with close_rst()" % b)
 
 
 def half_close(sock):
