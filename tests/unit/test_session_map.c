@@ -413,6 +413,49 @@ static void test_remnant(void **state)
 	cb_map_free(m);
 }
 
+/* The reconciler closes a session whose socket is gone; the kernel's own
+ * CLOSE may be read before or after it. Either way the session is closed
+ * once: a synthetic CLOSE after the kernel's is ignored (nothing was
+ * missed, the linger is not restarted), and the kernel's after a
+ * synthetic one still brings its final counters. */
+static void test_synth_close_and_kernel_close(void **state)
+{
+	struct cb_map *m = mk_map(1000, 60 * S, 10 * S, 512);
+	struct cb_map_stats st;
+	struct cb_record r;
+	struct cb_session s;
+
+	/* the kernel's first */
+	open_at(m, 41, T0);
+	r = rec(CB_REC_CLOSE, 41, T0 + S, CB_TCP_ESTABLISHED, CB_TCP_CLOSE);
+	assert_int_equal(cb_apply_record(m, &r, T0 + S), CB_APPLY_UPDATED);
+	r = rec(CB_REC_CLOSE, 41, T0 + 2 * S, CB_TCP_CLOSE, CB_TCP_CLOSE);
+	r.flags = CB_RF_SYNTH;
+	assert_int_equal(cb_apply_record(m, &r, T0 + 2 * S), CB_APPLY_IGNORED);
+	s = get(m, 41);
+	assert_int_equal(cb_session_state(&s), CB_ST_CLOSED);
+	assert_int_equal(s.last_seen_ns, T0 + S); /* lingers from the kernel's close */
+
+	/* the reconciler's first */
+	open_at(m, 42, T0);
+	r = rec(CB_REC_CLOSE, 42, T0 + 2 * S, CB_TCP_CLOSE, CB_TCP_CLOSE);
+	r.flags = CB_RF_SYNTH;
+	assert_int_equal(cb_apply_record(m, &r, T0 + 2 * S), CB_APPLY_UPDATED);
+	r = rec(CB_REC_CLOSE, 42, T0 + S, CB_TCP_ESTABLISHED, CB_TCP_CLOSE);
+	r.flags = CB_RF_COUNTERS;
+	r.ctr.bytes_acked = 700;
+	r.ctr.bytes_received = 300;
+	assert_int_equal(cb_apply_record(m, &r, T0 + 2 * S), CB_APPLY_UPDATED);
+	s = get(m, 42);
+	assert_int_equal(cb_session_state(&s), CB_ST_CLOSED);
+	assert_int_equal(s.tx_bytes, 700);
+	assert_int_equal(s.rx_bytes, 300);
+
+	cb_map_stats(m, &st);
+	assert_int_equal(st.transitions[CB_ST_ACTIVE][CB_ST_CLOSED], 2);
+	cb_map_free(m);
+}
+
 /* Counters change only with records that carry them; the u32 ones keep
  * the newer of two readings, and a first reading is always taken. */
 static void test_counters(void **state)
@@ -780,6 +823,7 @@ int main(void)
 		cmocka_unit_test(test_close_linger_evict),
 		cmocka_unit_test(test_apply_kinds),
 		cmocka_unit_test(test_remnant),
+		cmocka_unit_test(test_synth_close_and_kernel_close),
 		cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_reset_is_not_life),
 		cmocka_unit_test(test_refused_once),

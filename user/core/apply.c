@@ -263,7 +263,10 @@ enum cb_apply_result cb_apply_record(struct cb_map *m, const struct cb_record *r
 		break;
 
 	case CB_REC_CLOSE:
-		if (!s)
+		/* the reconciler's close of a socket the kernel's CLOSE has
+		 * closed already: nothing was missed (unless a remnant's end) */
+		if (!s || ((r->flags & CB_RF_SYNTH) && st == CB_ST_CLOSED &&
+			   !(s->flags & CB_SF_REMNANT)))
 			res = CB_APPLY_IGNORED;
 		else
 			apply_close(m, sh, s, r);

@@ -15,7 +15,9 @@
  *   CLOSE    CLOSED, with the final counters, lingering from the close;
  *            with CB_RF_REMNANT the connection lives on as a FIN_WAIT2
  *            remnant: it stays (or becomes) DRAINING in FIN_WAIT2, marked
- *            CB_SF_REMNANT, until a CLOSE without that flag
+ *            CB_SF_REMNANT, until a CLOSE without that flag; a
+ *            CB_RF_SYNTH CLOSE of a CLOSED session that is not a remnant
+ *            is ignored (the kernel's own CLOSE came first)
  *   RESET    resets + 1, and how (sent, received)
  *   BEAT     clocks and counters; a STALE session whose idleness (on the
  *            map's basis) dropped under the threshold is ACTIVE again
