@@ -227,6 +227,11 @@ struct rig {
 	/* run once in the reconciler's window between an exact lookup's answer
 	 * and its apply (cb_reconcile_opts.on_sighted), then cleared */
 	void (*on_sighted)(struct rig *g);
+	/* "the rings": CLOSEs the kernel wrote and no one has read yet, which
+	 * cb_reconcile_opts.sync_rings applies (as the ingest thread would) */
+	uint64_t in_ring[4];
+	unsigned int n_in_ring, syncs;
+	unsigned int streamed_closes; /* cb_reconcile_opts.on_close calls */
 };
 
 /* At most one repair of every netns for recursion misses per this many passes. */
@@ -251,6 +256,30 @@ static void rig_sighted(void *ctx)
 		fn(g);
 }
 
+static void rig_sync(void *ctx)
+{
+	struct rig *g = ctx;
+
+	g->syncs++;
+	for (unsigned int i = 0; i < g->n_in_ring; i++) {
+		struct cb_record r = { .kind = CB_REC_CLOSE, .version = CB_ABI_VERSION,
+				       .size = sizeof(r), .cookie = g->in_ring[i],
+				       .ts_ns = now_ns(), .old_state = CB_TCP_ESTABLISHED,
+				       .new_state = CB_TCP_CLOSE };
+
+		assert_int_equal(cb_apply_record(g->m, &r, r.ts_ns), CB_APPLY_UPDATED);
+	}
+	g->n_in_ring = 0;
+}
+
+static void rig_on_close(const struct cb_record *rec, void *ctx)
+{
+	struct rig *g = ctx;
+
+	assert_int_equal(rec->kind, CB_REC_CLOSE);
+	g->streamed_closes++;
+}
+
 static struct rig *current_rig; /* left behind by a case that failed half-way */
 
 /* A fresh map and reconciler: the sweep's budget per tick is
@@ -273,6 +302,8 @@ static void rig_up(struct rig *g, uint64_t iv, uint64_t period)
 		.interval_ns = iv,
 		.sweep_period_ns = period,
 		.on_sighted = rig_sighted,
+		.sync_rings = rig_sync,
+		.on_close = rig_on_close,
 		.lifecycle_misses = rig_misses,
 		.miss_repair_passes = RIG_MISS_REPAIR_PASSES,
 		.ctx = g,
@@ -909,6 +940,72 @@ static void test_recursion_miss_repairs(void **state)
 	rig_down(&g);
 }
 
+/* A repair finds sockets gone whose CLOSEs are still in the rings (the
+ * ingest thread reads them up to CB_INGEST_POLL_MS later): it waits for the
+ * rings first, so those sessions are closed by their own CLOSE — no missed
+ * close counted, none streamed by the reconciler, no second close in the
+ * events stream. A close the rings did lose is still made and counted; a
+ * FIN_WAIT2 remnant's end (which the kernel never reports) is made and
+ * streamed, but it is no correction. */
+static void test_repair_waits_for_the_rings(void **state)
+{
+	struct cb_reconcile_stats st0, st;
+	static struct rig g;
+	struct pair inring, lost, rem, kept;
+	struct cb_record rr = { .kind = CB_REC_CLOSE, .version = CB_ABI_VERSION,
+				.size = sizeof(rr), .flags = CB_RF_REMNANT,
+				.old_state = CB_TCP_FIN_WAIT2, .new_state = CB_TCP_CLOSE };
+	uint64_t t;
+	int l4;
+
+	NEED_ISOLATION();
+	rig_misses_now = 0;
+	rig_up(&g, 1 * S, 1000 * S);
+	l4 = listener(AF_INET);
+	mk_pair(l4, &inring);
+	mk_pair(l4, &lost);
+	mk_pair(l4, &rem);
+	mk_pair(l4, &kept);
+	assert_int_equal(cb_reconcile_seed(g.r), 0);
+	t = now_ns();
+	/* the rings said: rem's closer lives on as a remnant */
+	rr.cookie = rem.c.cookie;
+	rr.ts_ns = t;
+	assert_int_equal(cb_apply_record(g.m, &rr, t), CB_APPLY_UPDATED);
+	pass(&g);
+	past_margin(t);
+	st0 = rstats(&g);
+
+	rst_close_pair(&inring);
+	g.in_ring[g.n_in_ring++] = inring.c.cookie;
+	g.in_ring[g.n_in_ring++] = inring.a.cookie;
+	rst_close_pair(&lost); /* (nothing in the rings for these) */
+	rst_close(&rem.c);     /* the remnant goes; its RST ends the peer, */
+	g.in_ring[g.n_in_ring++] = rem.a.cookie; /* which reports it */
+	rig_misses_now++;
+	g.syncs = g.streamed_closes = 0;
+	pass(&g); /* the repair */
+	st = rstats(&g);
+	assert_int_equal(st.repairs, st0.repairs + st.netns);
+	assert_true(g.syncs >= 1);
+	assert_int_equal(g.n_in_ring, 0);
+	assert_int_equal(state_of(&g, inring.c.cookie), CB_ST_CLOSED);
+	assert_int_equal(state_of(&g, inring.a.cookie), CB_ST_CLOSED);
+	assert_int_equal(state_of(&g, lost.c.cookie), CB_ST_CLOSED);
+	assert_int_equal(state_of(&g, lost.a.cookie), CB_ST_CLOSED);
+	assert_int_equal(state_of(&g, rem.c.cookie), CB_ST_CLOSED);
+	assert_int_equal(state_of(&g, rem.a.cookie), CB_ST_CLOSED);
+	assert_int_equal(state_of(&g, kept.c.cookie), CB_ST_ACTIVE);
+	assert_int_equal(state_of(&g, kept.a.cookie), CB_ST_ACTIVE);
+	assert_int_equal(st.corrections[CB_CORR_MISSED_CLOSE] -
+				 st0.corrections[CB_CORR_MISSED_CLOSE], 2); /* lost's only */
+	assert_int_equal(g.streamed_closes, 3);
+	rst_close(&rem.a); /* (its fd) */
+	rst_close_pair(&kept);
+	close(l4);
+	rig_down(&g);
+}
+
 /* ---- 3. the sweep keeps its budget ------------------------------------------------- */
 
 #define BUDGET_PAIRS 1500 /* 3000 sockets, half of them IPv6: far below RLIMIT_NOFILE */
@@ -1074,6 +1171,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_missing_open, teardown),
 		cmocka_unit_test_teardown(test_outdated_sighting, teardown),
 		cmocka_unit_test_teardown(test_recursion_miss_repairs, teardown),
+		cmocka_unit_test_teardown(test_repair_waits_for_the_rings, teardown),
 		cmocka_unit_test_teardown(test_budget, teardown),
 		cmocka_unit_test_teardown(test_small_netns_by_lookup, teardown),
 	};

@@ -46,6 +46,9 @@
 #pragma GCC poison u8 u16 u32 u64
 
 #define EXIT_USAGE 2
+/* How long the reconciler waits for the ingest thread (sync_rings): a
+ * pass over the rings takes milliseconds */
+#define CB_SYNC_RINGS_MS 1000
 
 static void loader_opts(const struct cb_options *o, struct cb_loader_opts *lo)
 {
@@ -174,6 +177,20 @@ static void after_reconcile_close(const struct cb_record *rec, void *ctx)
 	cb_events_publish(d->events, rec, 1);
 }
 
+/* The reconciler's wait before it closes sessions whose sockets are gone:
+ * their own CLOSEs, in the rings still, are applied first. Seeding runs
+ * before the ingest thread starts: then there is nothing to wait for. */
+static void sync_rings(void *ctx)
+{
+	struct cb_daemon *d = ctx;
+	int err = d->ingest ? cb_ingest_sync(d->ingest, CB_SYNC_RINGS_MS) : 0;
+
+	if (err == -ETIMEDOUT)
+		cb_dbg("the ingest thread did not answer within %d ms: closes still in the "
+		       "rings are made by reconciliation instead (their counters follow)",
+		       CB_SYNC_RINGS_MS);
+}
+
 /* The reconciler's loss signal the programs cannot count themselves: runs
  * of the lifecycle programs (the only ones whose records are the sessions'
  * opens and closes) the kernel skipped. */
@@ -290,6 +307,7 @@ static int run_daemon(struct cb_daemon *d, int argc, char **argv)
 	ro.sweep_period_ns = o->sweep_period_ns;
 	ro.owners = d->owners;
 	ro.on_close = after_reconcile_close; /* d->events is made before its thread starts */
+	ro.sync_rings = sync_rings;           /* d->ingest, likewise */
 	ro.lifecycle_misses = lifecycle_recursion_misses;
 	ro.ctx = d;
 	if (cb_reconcile_new(&d->reconcile, &ro))

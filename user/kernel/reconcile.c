@@ -343,13 +343,20 @@ static enum cb_apply_result apply_diag(struct cb_reconciler *r, const struct cb_
 	return cb_apply_record(r->m, &rec, mono_ns());
 }
 
+static bool still_remnant(struct cb_map *m, uint64_t cookie);
+
 /* Close a session whose socket the kernel no longer has (a synthetic
  * CLOSE: it lingers from now), and free its heartbeats entry if the
- * programs left one behind. */
+ * programs left one behind. `count`: as a missed close, unless it was a
+ * remnant (whose end the kernel never reports). False when there was
+ * nothing to close: a CLOSED session (its own CLOSE was read meanwhile,
+ * apply.h) or none. */
 static bool close_session(struct cb_reconciler *r, const struct cb_lookup *l, bool count)
 {
 	struct cb_record rec;
 
+	if (count && still_remnant(r->m, l->key.cookie))
+		count = false;
 	memset(&rec, 0, sizeof(rec));
 	rec.kind = CB_REC_CLOSE;
 	rec.version = CB_ABI_VERSION;
@@ -526,6 +533,7 @@ static int verify_closes(struct cb_reconciler *r, struct cb_lookups *cand, bool 
 {
 	struct found_ctx f = { 0 };
 	struct cookie_set ended = { 0 };
+	bool synced = false;
 	int err;
 
 	if (!cand->n)
@@ -550,11 +558,15 @@ static int verify_closes(struct cb_reconciler *r, struct cb_lookups *cand, bool 
 		if (err)
 			goto out;
 	}
-	for (size_t i = 0; i < cand->n; i++)
-		if ((!set_has(&f.set, cand->v[i].key.cookie) ||
-		     set_has(&ended, cand->v[i].key.cookie)) &&
-		    close_session(r, &cand->v[i], count) && nclosed)
+	for (size_t i = 0; i < cand->n; i++) {
+		if (set_has(&f.set, cand->v[i].key.cookie) && !set_has(&ended, cand->v[i].key.cookie))
+			continue;
+		if (!synced && r->o.sync_rings) /* their own CLOSEs first (close_session) */
+			r->o.sync_rings(r->o.ctx);
+		synced = true;
+		if (close_session(r, &cand->v[i], count) && nclosed)
 			(*nclosed)++;
+	}
 out:
 	free(ended.slot);
 	free(f.set.slot);
@@ -801,13 +813,17 @@ static void forget_netns(struct cb_reconciler *r, size_t i)
 	uint32_t inode = r->ns[i].info.inode;
 
 	if (g.netns_id) {
+		size_t closed = 0;
+
 		while (!cb_map_cursor_done(r->m, &cur))
 			cb_map_visit(r->m, &cur, visit_gone, &g);
+		if (g.cand.n && r->o.sync_rings) /* the closes its sockets wrote first */
+			r->o.sync_rings(r->o.ctx);
 		for (size_t k = 0; k < g.cand.n; k++)
-			close_session(r, &g.cand.v[k], true);
-		if (g.cand.n)
+			closed += close_session(r, &g.cand.v[k], true);
+		if (closed)
 			cb_info("network namespace %u is gone: %zu of its sessions closed", inode,
-				g.cand.n);
+				closed);
 	}
 	cb_lookups_free(&g.cand);
 	if (r->o.lost_fd >= 0)

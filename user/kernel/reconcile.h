@@ -127,6 +127,12 @@ struct cb_reconcile_opts {
 	 * on the applying thread, after the map has it: NULL, or the daemon's
 	 * events stream (the ingest thread hands it the rings' records) */
 	void (*on_close)(const struct cb_record *rec, void *ctx);
+	/* wait until the rings' records written so far are applied (the
+	 * daemon's cb_ingest_sync): called before sessions whose sockets are
+	 * gone are closed, since each one's own CLOSE, written before the
+	 * kernel unhashed it, may still wait in a ring; then only the closes
+	 * the rings lost are made here. NULL: nothing to wait for */
+	void (*sync_rings)(void *ctx);
 	/* runs of the lifecycle programs the kernel skipped (recursion
 	 * misses, in all): records lost with no netns to blame, so when the
 	 * count grows every netns is repaired. NULL: none can be known */

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* ring_ingest.c — see ring_ingest.h. */
+/* first: its epoll_data has members that session.h poisons */
+#include <sys/epoll.h>
+
 #include "kernel/ring_ingest.h"
 
 #include <bpf/bpf.h>
@@ -10,6 +13,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -64,6 +68,17 @@ struct cb_ingest {
 	cb_ingest_hook after;
 	void *hook_ctx;
 	struct cb_comm_cache comms;
+	/* cb_ingest_sync(): the thread waits on its own epoll set, the rings'
+	 * epoll fd and wake_fd (an eventfd), so that a request is served at
+	 * once, not at the next timed poll. Requests are numbered in
+	 * sync_asked; sync_done is the newest one a pass over the rings begun
+	 * after it has completed (applied and published). */
+	int epfd, wake_fd;
+	_Atomic uint64_t sync_asked;
+	uint64_t sync_done; /* under sync_lock */
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;
+	bool sync_ready;
 };
 
 static struct cb_ratelimit invalid_rl = CB_RATELIMIT_INIT(1000, 5);
@@ -154,15 +169,52 @@ static void end_batch(struct cb_ingest *in)
 	in->since_clock = 0;
 }
 
+/* Wait for records, a sync request or the poll timeout, then consume
+ * every ring. *asked: the newest sync request this pass answers (read
+ * after the wait, before the consume). Records consumed, or -errno. */
+static int poll_rings(struct cb_ingest *in, uint64_t *asked)
+{
+	struct epoll_event ev[2];
+	uint64_t v;
+	ssize_t got;
+	int n;
+
+	n = epoll_wait(in->epfd, ev, 2, CB_INGEST_POLL_MS);
+	if (n < 0 && errno != EINTR)
+		return -errno;
+	for (int i = 0; i < n; i++)
+		if (ev[i].data.fd == in->wake_fd) {
+			got = read(in->wake_fd, &v, sizeof(v)); /* (non-blocking) */
+			(void)got;
+		}
+	*asked = atomic_load_explicit(&in->sync_asked, memory_order_acquire);
+	return ring_buffer__consume(in->rb);
+}
+
+static void answer_sync(struct cb_ingest *in, uint64_t asked)
+{
+	pthread_mutex_lock(&in->sync_lock);
+	if (asked > in->sync_done) {
+		in->sync_done = asked;
+		pthread_cond_broadcast(&in->sync_cond);
+	}
+	pthread_mutex_unlock(&in->sync_lock);
+}
+
 static void *ingest_main(void *arg)
 {
 	struct cb_ingest *in = arg;
+	uint64_t asked = 0, answered = 0;
 	int n;
 
 	while (!atomic_load_explicit(&in->stop, memory_order_acquire)) {
-		n = cb_rings_poll(in->rb, CB_INGEST_POLL_MS);
+		n = poll_rings(in, &asked);
 		end_batch(in);
-		if (n < 0 && n != -EINTR) {
+		if (asked != answered) {
+			answer_sync(in, asked);
+			answered = asked;
+		}
+		if (n < 0) {
 			/* without ingestion the daemon would serve a frozen map:
 			 * stop it (exit 1), so that a supervisor restarts it */
 			cb_err("reading the BPF rings failed: %s; connbeatd stops", strerror(-n));
@@ -241,6 +293,55 @@ static int start_thread(struct cb_ingest *in)
 	return err;
 }
 
+/* The thread's epoll set: the rings (their own epoll fd nests) and
+ * wake_fd. */
+static int open_wakeup(struct cb_ingest *in)
+{
+	struct epoll_event rings = { .events = EPOLLIN }, wake = { .events = EPOLLIN };
+	pthread_condattr_t ca;
+
+	in->epfd = epoll_create1(EPOLL_CLOEXEC);
+	in->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	rings.data.fd = ring_buffer__epoll_fd(in->rb);
+	wake.data.fd = in->wake_fd;
+	if (in->epfd < 0 || in->wake_fd < 0 ||
+	    epoll_ctl(in->epfd, EPOLL_CTL_ADD, ring_buffer__epoll_fd(in->rb), &rings) ||
+	    epoll_ctl(in->epfd, EPOLL_CTL_ADD, in->wake_fd, &wake))
+		return -errno;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&in->sync_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	in->sync_ready = true;
+	return 0;
+}
+
+int cb_ingest_sync(struct cb_ingest *in, int timeout_ms)
+{
+	uint64_t want, one = 1;
+	struct timespec until;
+	ssize_t put;
+	int err = 0;
+
+	if (!in || !in->sync_ready || atomic_load(&in->stop) || atomic_load(&in->failed))
+		return -ESRCH;
+	want = atomic_fetch_add_explicit(&in->sync_asked, 1, memory_order_acq_rel) + 1;
+	put = write(in->wake_fd, &one, sizeof(one)); /* EAGAIN: it is awake anyway */
+	(void)put;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&in->sync_lock);
+	while (!err && in->sync_done < want)
+		err = -pthread_cond_timedwait(&in->sync_cond, &in->sync_lock, &until);
+	pthread_mutex_unlock(&in->sync_lock);
+	return err;
+}
+
 int cb_ingest_start(struct cb_ingest **out, struct cb_loader *l, struct cb_map *m,
 		    struct cb_histogram *batch_hist, cb_ingest_hook after, void *hook_ctx)
 {
@@ -251,6 +352,8 @@ int cb_ingest_start(struct cb_ingest **out, struct cb_loader *l, struct cb_map *
 		return -ENOMEM;
 	in->loader = l;
 	in->map = m;
+	in->epfd = in->wake_fd = -1;
+	pthread_mutex_init(&in->sync_lock, NULL);
 	in->batch_hist = batch_hist;
 	in->after = after;
 	in->hook_ctx = hook_ctx;
@@ -268,6 +371,12 @@ int cb_ingest_start(struct cb_ingest **out, struct cb_loader *l, struct cb_map *
 	}
 	map_positions(&in->ring[CB_RING_EVENTS], cb_loader_map_fd(l, CB_LMAP_EVENTS));
 	map_positions(&in->ring[CB_RING_BEATS], cb_loader_map_fd(l, CB_LMAP_BEATS));
+	err = open_wakeup(in);
+	if (err) {
+		cb_err("cannot set up the ingest thread's wakeup: %s", strerror(-err));
+		cb_ingest_free(in);
+		return err;
+	}
 	err = start_thread(in);
 	if (err) {
 		cb_err("cannot start the ingest thread: %s", strerror(-err));
@@ -295,6 +404,9 @@ void cb_ingest_stop(struct cb_ingest *in)
 	while (ring_buffer__consume(in->rb) > 0)
 		end_batch(in);
 	end_batch(in);
+	/* the rings are empty: every request so far is answered */
+	if (in->sync_ready)
+		answer_sync(in, atomic_load(&in->sync_asked));
 }
 
 void cb_ingest_free(struct cb_ingest *in)
@@ -307,6 +419,13 @@ void cb_ingest_free(struct cb_ingest *in)
 	for (unsigned int i = 0; i < CB_RINGS; i++)
 		if (in->ring[i].pos)
 			munmap((void *)in->ring[i].pos, 2 * page);
+	if (in->epfd >= 0)
+		close(in->epfd);
+	if (in->wake_fd >= 0)
+		close(in->wake_fd);
+	if (in->sync_ready)
+		pthread_cond_destroy(&in->sync_cond);
+	pthread_mutex_destroy(&in->sync_lock);
 	/* the ring_buffer object belongs to the loader */
 	free(in);
 }

@@ -5,8 +5,9 @@
  *
  * Contract:
  *  - One thread, one struct ring_buffer holding both rings (one epoll fd).
- *    It wakes when the programs wake it (a ring a quarter full) or every
- *    CB_INGEST_POLL_MS, and then consumes every ring in one batch.
+ *    It wakes when the programs wake it (a ring a quarter full), when
+ *    cb_ingest_sync() asks, or every CB_INGEST_POLL_MS, and then consumes
+ *    every ring in one batch.
  *  - Every record passes cb_record_check() first; a bad one is counted per
  *    ring, logged (rate-limited) and dropped, never applied.
  *  - A record that names its connection's owner by pid only (connect()'s
@@ -68,6 +69,15 @@ int cb_ingest_start(struct cb_ingest **out, struct cb_loader *l, struct cb_map *
 /* Stop the thread, detach the programs, drain the rings. */
 void cb_ingest_stop(struct cb_ingest *in);
 void cb_ingest_free(struct cb_ingest *in);
+
+/* Wait until every record the rings hold now has been applied and handed
+ * to the hook: the thread is woken and runs a pass over the rings begun
+ * after this call. For the reconciler, before it closes a session whose
+ * socket the kernel no longer has: the kernel wrote that socket's CLOSE
+ * before unhashing it, so after this it is applied, unless it was lost.
+ * 0, -ETIMEDOUT, or -ESRCH when the thread is not running. Any thread but
+ * the ingest thread (and never from the hook). */
+int cb_ingest_sync(struct cb_ingest *in, int timeout_ms);
 
 void cb_ingest_stats(const struct cb_ingest *in, struct cb_ingest_stats *out);
 /* True when the thread stopped on an error reading the rings (it then
