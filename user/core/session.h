@@ -47,7 +47,8 @@ enum cb_session_flags {
 	CB_SF_FIRST_UNKNOWN = 1 << 1, /* seeded (sock_diag / map): opened before we saw it */
 	CB_SF_OWNER_KNOWN = 1 << 2,   /* pid is valid (comm_id may still be 0) */
 	CB_SF_OPERATOR_DRAIN = 1 << 3, /* DRAINING because an operator asked */
-	/* 1 << 4: free (was "in the wheel", now known from the links) */
+	CB_SF_CLOSE_STREAMED = 1 << 4, /* the events stream has had its close (events.c,
+					* under the shard lock): a second CLOSE is not one */
 	CB_SF_REMNANT = 1 << 5,       /* the kernel keeps it as a FIN_WAIT2 timewait
 				       * remnant: DRAINING until the remnant goes */
 	CB_SF_SWEEP_SEEN = 1 << 6,    /* the background sweep met its socket this cycle */

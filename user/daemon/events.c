@@ -92,6 +92,26 @@ static bool sub_match(struct cb_events *b, struct sub *u, const struct cb_sessio
 	return cb_filter_match(&u->mt, s);
 }
 
+/* The event record r makes of session s, if any (under the shard lock).
+ * One close per life, nothing after it: the reconciler's close of a socket
+ * whose CLOSE was still in a ring (cb_ingest_sync makes that rare) and the
+ * kernel's stream once, in either order. An OPEN is a new life (apply.h). */
+static bool take_event(struct cb_session *s, const struct cb_record *r, uint8_t *kind)
+{
+	*kind = r->kind == CB_REC_OPEN ? CB_EV_OPEN :
+		r->kind == CB_REC_CLOSE && !(r->flags & CB_RF_REMNANT) ? CB_EV_CLOSE :
+									    CB_EV_STATE;
+	if (*kind == CB_EV_OPEN) {
+		s->flags &= (uint8_t)~CB_SF_CLOSE_STREAMED;
+		return true;
+	}
+	if (s->flags & CB_SF_CLOSE_STREAMED)
+		return false;
+	if (*kind == CB_EV_CLOSE)
+		s->flags |= CB_SF_CLOSE_STREAMED;
+	return true;
+}
+
 /* One lifecycle record to every subscriber whose filter takes it. Under the
  * session's shard lock, so the row is the session as the record left it. */
 static void publish_one(struct cb_events *b, const struct cb_record *r)
@@ -100,11 +120,14 @@ static void publish_one(struct cb_events *b, const struct cb_record *r)
 	struct cb_shard *sh = cb_map_shard(m, r->cookie);
 	struct cb_session *s;
 	struct cb_event ev;
+	uint8_t kind;
 	uint32_t n = atomic_load_explicit(&b->nsubs, memory_order_acquire);
 	bool built = false;
 
 	cb_shard_lock(sh);
 	s = __cb_shard_lookup(sh, r->cookie);
+	if (s && !take_event(s, r, &kind))
+		s = NULL;
 	for (uint32_t i = 0; s && i < n; i++) {
 		struct sub *u = b->subs[i];
 		uint64_t head, tail;
@@ -113,9 +136,7 @@ static void publish_one(struct cb_events *b, const struct cb_record *r)
 			continue;
 		if (!built) {
 			memset(&ev, 0, sizeof(ev));
-			ev.kind = r->kind == CB_REC_OPEN ? CB_EV_OPEN :
-				  r->kind == CB_REC_CLOSE && !(r->flags & CB_RF_REMNANT) ? CB_EV_CLOSE :
-											      CB_EV_STATE;
+			ev.kind = kind;
 			ev.old_state = r->old_state < CB_TCP_MAX_STATES ? r->old_state : 0;
 			ev.new_state = ev.kind == CB_EV_STATE && r->kind == CB_REC_CLOSE ?
 					       CB_TCP_FIN_WAIT2 : /* a remnant lives on */

@@ -14,7 +14,9 @@
  * next frame tells it how many ("missed N events"). With no subscriber,
  * publishing costs one atomic load per batch. While someone subscribes, the
  * programs report every state change (the loader's all_states switch), not
- * only the first step of a close.
+ * only the first step of a close. A session's life streams at most one
+ * close, and nothing after it: the reconciler's close of a socket whose
+ * CLOSE was still in a ring and the kernel's own are one event.
  *
  * How it ended: RST received (a RESET record came first), RST sent (an
  * abort: CLOSE straight from ESTABLISHED or CLOSE_WAIT, or a RESET we
