@@ -259,12 +259,15 @@ int cb_control_start(struct cb_control **out, const char *path, cb_control_serve
 		err = c->listen_fd;
 		goto err_stopfd;
 	}
+	/* before the thread: its clients' requests may read *out (the
+	 * daemon's own metrics count the control clients) */
+	*out = c;
 	err = -pthread_create(&c->accept_thread, NULL, accept_main, c);
 	if (err) {
+		*out = NULL;
 		cb_err("control: cannot start the accept thread: %s", strerror(-err));
 		goto err_listen;
 	}
-	*out = c;
 	return 0;
 
 err_listen:
