@@ -158,7 +158,8 @@ $(GEN):
 unit-bins: $(UNIT_BINS)
 fuzz-bins:
 	$(Q)$(MAKE) --no-print-directory FUZZ=1 BUILD=$(BUILD) $(FUZZ_BINS)
-stress-bins: $(STRESS_BINS)
+# (with SANITIZER=thread, also the daemon and CLI: test_daemon_tsan runs them)
+stress-bins: $(STRESS_BINS) $(BINS)
 tests: $(BINS) $(UNIT_BINS) $(STRESS_BINS) $(TOOL_BINS)
 
 # ---- entry points -----------------------------------------------------------
@@ -168,7 +169,8 @@ run: deps
 	exec ./$(BUILD)/connbeatd $(RUN_ARGS)
 
 # The whole suite: normal build, unit tests again under ASan+UBSan, the
-# concurrency stress test under TSan, fuzz corpora, BPF and daemon tests.
+# concurrency stress tests and the daemon under TSan, fuzz corpora, BPF and
+# daemon tests.
 # tests/run prints one PASS/FAIL/SKIP line per case and the summary line.
 check: deps deps-check
 	$(Q)$(MAKE) --no-print-directory tests

@@ -13,7 +13,7 @@ TAP on stdout, plan-less, read by tests/run:
                                truly lacks BPF or BTF (never for anything else)
 
 The daemon:
-    Daemon(*args, trace=True, pin_dir=None, prefix=())
+    Daemon(*args, trace=True, pin_dir=None, prefix=(), binary=None)
         .start(wait=True)      run build/connbeatd with a unique pin dir under
                                /sys/fs/bpf/connbeat-test-<pid>-<n>; wait until
                                it traces (or raise with its stderr)
@@ -259,7 +259,8 @@ class Daemon:
     READY_DAEMON = "ready:"
 
     def __init__(self, *args, trace=True, pin_dir=None, prefix=(), socket_path=None,
-                 metrics="off"):
+                 metrics="off", binary=None):
+        self.binary = binary or CONNBEATD
         self.own_pin_dir = pin_dir is None
         self.pin_dir = pin_dir or unique_pin_dir()
         self.trace = trace
@@ -297,7 +298,7 @@ class Daemon:
         stream.close()
 
     def start(self, wait=True, timeout=20):
-        self.proc = subprocess.Popen(self.prefix + [CONNBEATD] + self.args,
+        self.proc = subprocess.Popen(self.prefix + [self.binary] + self.args,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, bufsize=1)
         for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
