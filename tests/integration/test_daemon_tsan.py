@@ -14,7 +14,6 @@ The core's data structures have their own TSan stress test
 (ring_ingest.c, reconcile.c, events.c, control.c, metrics.c)."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,14 +43,6 @@ for _ in range(20):
 print("up", flush=True)
 sys.stdin.read()
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def netns_round(d, name):
@@ -96,7 +87,7 @@ def test_daemon_under_tsan():
         t.ok(False, "the TSan daemon is built", "missing %s: run make check" % TSAN_DAEMON)
         return
     os.environ["TSAN_OPTIONS"] = "halt_on_error=0 second_deadlock_stack=1"
-    port = free_port()
+    port = t.free_port()
     ns = "cbt-tsan-%d" % os.getpid()
     d = t.Daemon("--reconcile-interval", "100ms", "--sweep-period", "2s",
                  "--events-ring-size", str(64 << 20), trace=False,

@@ -19,14 +19,6 @@ t.skip_all_if_no_bpf()
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def scrape(port):
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
         return r.headers.get("Content-Type", ""), r.read().decode()
@@ -58,7 +50,7 @@ REQUIRED = ['connbeat_sessions{state="active"}', 'connbeat_sessions{state="stale
 
 
 def test_endpoint():
-    mport = free_port()
+    mport = t.free_port()
     with t.Daemon("--tick", "100ms", "--reconcile-interval", "1s", trace=False,
                   metrics="127.0.0.1:%d" % mport) as d:
         ctype, body = scrape(mport)

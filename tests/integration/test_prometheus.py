@@ -10,7 +10,6 @@ cleanly on the real series, and every metric and query of the Grafana
 dashboard exists and returns data."""
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -47,20 +46,6 @@ def test_alert_rules():
 
 
 # ------------------------------------------------------------ helpers ----
-
-def free_port(lo=None, hi=None):
-    """A free loopback TCP port: any (lo None), or one in [lo, hi]."""
-    for _ in range(200):
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", 0 if lo is None else random.randint(lo, hi)))
-            return s.getsockname()[1]
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise RuntimeError("no free loopback port in %s-%s" % (lo, hi))
-
 
 def http_json(url, timeout=5):
     """GET url, parsed; an HTTP error raises RuntimeError with the API's own
@@ -100,7 +85,7 @@ class Prometheus:
         """Start it on a free port and wait until it is ready; a port taken
         between the check and the bind is retried with another."""
         for _ in range(5):
-            self.port = free_port(20000, 32767)
+            self.port = t.free_port(20000, 32767)
             self.log = open(self.log_path, "a")
             self.proc = subprocess.Popen(
                 ["prometheus", "--config.file=" + self.config,
@@ -198,7 +183,7 @@ def test_real_prometheus():
     case = "a real prometheus server scrapes connbeatd"
     if not t.need("prometheus", "prometheus", case):
         return
-    mport = free_port()
+    mport = t.free_port()
     prom = None
     with t.Daemon(trace=False, metrics="127.0.0.1:%d" % mport) as d:
         try:

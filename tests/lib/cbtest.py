@@ -29,6 +29,7 @@ Loopback traffic (v4 and v6):
     tcp_pair(family, ...) -> (client, accepted, listener)
     send_bytes(sock, n), recv_bytes(sock, n), wait_eof(sock), close_rst(sock),
     wait_reset(sock), half_close(sock)
+    free_port(lo=None, hi=None)  a free loopback port (any, or one in [lo, hi])
     cookie(sock)               SO_COOKIE: the id the programs key on
     endpoint(sock)/peer(sock)  (addr, port) normalised like the trace prints
 
@@ -44,6 +45,7 @@ import itertools
 import json
 import os
 import queue
+import random
 import re
 import shutil
 import signal
@@ -588,6 +590,20 @@ def short_connections(lst, n, payload=100):
 
 def _family(family):
     return socket.AF_INET6 if family == 6 else socket.AF_INET
+
+
+def free_port(lo=None, hi=None):
+    """A free loopback TCP port: any (lo None), or one in [lo, hi]."""
+    for _ in range(200):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", 0 if lo is None else random.randint(lo, hi)))
+            return s.getsockname()[1]
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free loopback port in %s-%s" % (lo, hi))
 
 
 def tcp_listener(family=4, addr=None):
