@@ -657,7 +657,9 @@ static void test_cap_evicts_closed(void **state)
 static void test_cap_evicts_soonest(void **state)
 {
 	struct cb_map *m = mk_map(1024, 60 * S, 10 * S, 512);
+	struct cb_shard *sh;
 	struct cb_record r;
+	uint64_t a = 0, b = 0;
 
 	(void)state;
 	for (uint64_t c = 1; c <= 1024; c++)
@@ -668,18 +670,25 @@ static void test_cap_evicts_soonest(void **state)
 	assert_int_equal(cb_apply_record(m, &r, T0 + 2 * S), CB_APPLY_INSERTED);
 	assert_int_equal(get(m, 10).cookie, 0);
 
+	/* "soonest" is within the inserting shard first (session_map.h):
+	 * two open sessions of 5002's shard close, the later-due one first */
+	sh = cb_map_shard(m, 5002);
+	for (uint64_t c = 11; c <= 1024 && !(a && b); c++)
+		if (cb_map_shard(m, c) == sh)
+			*(a ? &b : &a) = c;
+	assert_true(a && b);
 	cb_map_set_timeouts(m, 60 * S, false, 30 * S, 1 * S);
-	r = rec(CB_REC_CLOSE, 20, T0 + 3 * S, 1, CB_TCP_CLOSE); /* due at T0 + 4 s */
+	r = rec(CB_REC_CLOSE, a, T0 + 3 * S, 1, CB_TCP_CLOSE); /* due at T0 + 4 s */
 	cb_apply_record(m, &r, T0 + 3 * S);
-	r = rec(CB_REC_CLOSE, 21, T0 + 2 * S, 1, CB_TCP_CLOSE); /* due at T0 + 3 s */
+	r = rec(CB_REC_CLOSE, b, T0 + 2 * S, 1, CB_TCP_CLOSE); /* due at T0 + 3 s */
 	cb_apply_record(m, &r, T0 + 3 * S);
 	r = rec(CB_REC_OPEN, 5002, T0 + 3 * S, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
 	assert_int_equal(cb_apply_record(m, &r, T0 + 3 * S), CB_APPLY_INSERTED);
-	assert_int_equal(get(m, 21).cookie, 0);
-	assert_int_equal(state_of(m, 20), CB_ST_CLOSED);
+	assert_int_equal(get(m, b).cookie, 0);
+	assert_int_equal(state_of(m, a), CB_ST_CLOSED);
 	r = rec(CB_REC_OPEN, 5003, T0 + 3 * S, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
 	assert_int_equal(cb_apply_record(m, &r, T0 + 3 * S), CB_APPLY_INSERTED);
-	assert_int_equal(get(m, 20).cookie, 0);
+	assert_int_equal(get(m, a).cookie, 0);
 	r = rec(CB_REC_OPEN, 5004, T0 + 3 * S, CB_TCP_CLOSE, CB_TCP_SYN_SENT);
 	assert_int_equal(cb_apply_record(m, &r, T0 + 3 * S), CB_APPLY_REFUSED);
 	cb_map_free(m);

@@ -4,7 +4,7 @@
  * keyed by socket cookie, with a timing wheel per shard.
  *
  * Contract:
- *  - A power-of-two number of shards; shard = mixed hash of the cookie.
+ *  - A power-of-two number of shards; shard = the cookie's low bits.
  *    Each shard has its own lock, hash index, slab of records, wheel and
  *    counters. There is no global lock; the only shared write is a relaxed
  *    atomic count of live sessions, touched on insert and eviction only.
@@ -36,9 +36,10 @@
 #include "core/session.h"
 #include "core/state.h"
 
-/* Socket cookies are a global counter: consecutive values must spread over
- * shards and buckets. splitmix64's finalizer; also for other cookie-keyed
- * tables (reconcile.c) and the benchmarks' baselines. */
+/* splitmix64's finalizer, for cookie-keyed tables that want consecutive
+ * cookies scattered (reconcile.c, the refused cache, the benchmarks'
+ * baselines). The session map itself indexes by the cookie's own low bits
+ * (session_map.c says why). */
 static inline uint64_t cb_cookie_mix(uint64_t x)
 {
 	x ^= x >> 30;
