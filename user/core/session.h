@@ -64,6 +64,13 @@ enum cb_session_flags {
 
 struct __attribute__((packed, aligned(4))) cb_session {
 	uint64_t cookie;         /* socket cookie: the key */
+	/* beside the key, in the record's first 16 bytes (one cache line at any
+	 * 16-byte offset): what a chain walk, an eviction scan and a state
+	 * change read first */
+	_Atomic uint8_t state;   /* enum cb_drain_state: changed only by CAS */
+	uint8_t flags;           /* enum cb_session_flags */
+	uint8_t tcp_state;       /* enum cb_tcp_state (kernel numbering) */
+	uint8_t resets;          /* RSTs: count (saturating) | CB_RESETS_* flags */
 	uint32_t pid;            /* first process seen using it (tgid) */
 	uint64_t first_seen_ns;  /* CLOCK_MONOTONIC */
 	uint64_t last_data_ns;   /* payload moved either way */
@@ -81,10 +88,6 @@ struct __attribute__((packed, aligned(4))) cb_session {
 	uint16_t dport;
 	uint16_t comm_id;        /* interned process name, 0 = unknown */
 	uint16_t rtt;            /* smoothed RTT, cb_rtt_encode()d; 0 = unknown */
-	uint8_t tcp_state;       /* enum cb_tcp_state (kernel numbering) */
-	_Atomic uint8_t state;   /* enum cb_drain_state: changed only by CAS */
-	uint8_t flags;           /* enum cb_session_flags */
-	uint8_t resets;          /* RSTs: count (saturating) | CB_RESETS_* flags */
 };
 
 _Static_assert(sizeof(struct cb_session) == 112, "cb_session must stay 112 bytes");

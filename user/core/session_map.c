@@ -531,7 +531,10 @@ void __cb_shard_remove(struct cb_map *m, struct cb_shard *sh, struct cb_session 
 	cb_intern_put(m->cgroups, s->cgroup_id);
 	if (!(s->flags & (CB_SF_OWNER_KNOWN | CB_SF_OWNER_SOUGHT)))
 		cb_stat_add(&sh->unowned, (uint64_t)-1);
-	memset(s, 0, sizeof(*s)); /* cookie 0: free, for dumps */
+	/* cookie 0: free, for dumps and lookups. Only the cookie: the insert
+	 * that reuses the slot zeroes the rest, and writing the whole record
+	 * here would fetch its cold lines just to clear them. */
+	s->cookie = 0;
 	sh->links[idx].hnext = sh->free_head;
 	sh->free_head = idx;
 	atomic_fetch_sub_explicit(&m->live, 1, memory_order_relaxed);
