@@ -227,6 +227,9 @@ struct rig {
 	/* run once in the reconciler's window between an exact lookup's answer
 	 * and its apply (cb_reconcile_opts.on_sighted), then cleared */
 	void (*on_sighted)(struct rig *g);
+	/* run once when the reconciler waits for the rings (sync_rings),
+	 * before the CLOSEs below are applied, then cleared */
+	void (*on_sync)(struct rig *g);
 	/* "the rings": CLOSEs the kernel wrote and no one has read yet, which
 	 * cb_reconcile_opts.sync_rings applies (as the ingest thread would) */
 	uint64_t in_ring[4];
@@ -259,8 +262,12 @@ static void rig_sighted(void *ctx)
 static void rig_sync(void *ctx)
 {
 	struct rig *g = ctx;
+	void (*fn)(struct rig *) = g->on_sync;
 
 	g->syncs++;
+	g->on_sync = NULL;
+	if (fn)
+		fn(g);
 	for (unsigned int i = 0; i < g->n_in_ring; i++) {
 		struct cb_record r = { .kind = CB_REC_CLOSE, .version = CB_ABI_VERSION,
 				       .size = sizeof(r), .cookie = g->in_ring[i],
@@ -730,6 +737,139 @@ static void test_small_netns_by_lookup(void **state)
 	rig_down(&g);
 }
 
+/* ---- 6. a netns back under its inode is not forgotten ------------------------------ */
+
+static int wait_child(pid_t pid);
+
+/* A process that lives in netns `nsfd` until killed: what discovery finds. */
+static pid_t netns_holder(int nsfd)
+{
+	pid_t pid;
+	int p[2];
+	char c;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setns(nsfd, CLONE_NEWNET))
+			_exit(1);
+		if (write(p[1], "u", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &c, 1), 1); /* in the netns now */
+	close(p[0]);
+	return pid;
+}
+
+static void end_holder(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	wait_child(pid); /* reaped: no zombie for discovery to skip */
+}
+
+static int back_nsfd = -1;
+static pid_t back_pid;
+
+static void bring_back(struct rig *g)
+{
+	(void)g;
+	back_pid = netns_holder(back_nsfd);
+}
+
+static int count_found(const struct cb_diag_sock *d, void *ctx)
+{
+	(void)d;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/*
+ * The kernel hands a freed netns inode to the next netns made (a pod that
+ * replaces another usually gets its predecessor's). So a netns missing from
+ * two discoveries in a row is forgotten, its sessions closed, only if
+ * nothing reaches that inode when the forget is about to close them: a
+ * netns made after the discovery scan, whose sockets the forget meets
+ * under the same inode, is not the one that went. Here it is the same
+ * netns (its sockets keep it alive while no process lives in it): its
+ * holder goes, two passes miss it, and a new holder enters it while the
+ * forget waits for the rings — after the scan, before anything is closed,
+ * where a new pod's netns would appear. Its sessions stay open, and it is
+ * dumped whole as a new netns. Then its holder goes for good: forgotten,
+ * its sessions closed (nothing reaches it; the kernel would close them).
+ * Before all that, a way in gone stale (the process the table knows gone,
+ * another one in the netns) must not make lookups report its sockets gone.
+ */
+static void test_netns_back_under_its_inode(void **state)
+{
+	struct pair p;
+	const struct end *ends[] = { &p.c, &p.a };
+	static struct rig g; /* static: the teardown may need it after a failure */
+	struct cb_lookup look[2];
+	struct cb_session s;
+	struct stat sb;
+	int self, l, found = 0;
+	pid_t old;
+
+	NEED_ISOLATION();
+	rig_up(&g, 1 * S, 1000 * S);
+	/* a netns of its own for the pair, reached through a holder only */
+	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	assert_true(self >= 0);
+	assert_int_equal(unshare(CLONE_NEWNET), 0);
+	assert_int_equal(lo_up(), 0);
+	back_nsfd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	assert_true(back_nsfd >= 0);
+	l = listener(AF_INET);
+	mk_pair(l, &p);
+	assert_int_equal(setns(self, CLONE_NEWNET), 0);
+	close(self);
+	assert_int_equal(fstat(back_nsfd, &sb), 0);
+	back_pid = netns_holder(back_nsfd);
+	assert_int_equal(cb_reconcile_seed(g.r), 0);
+	for (size_t i = 0; i < 2; i++) {
+		assert_true(session_of(&g, ends[i]->cookie, &s));
+		assert_int_equal(cb_session_netns(g.m, &s), (uint32_t)sb.st_ino);
+	}
+	assert_true(all_in_state(&g, ends, 2, CB_ST_ACTIVE));
+
+	/* its way in goes stale — a new holder, the old one gone, no
+	 * discovery since: exact lookups find its sockets all the same */
+	old = back_pid;
+	back_pid = netns_holder(back_nsfd);
+	end_holder(old);
+	for (size_t i = 0; i < 2; i++)
+		look[i] = (struct cb_lookup){ .netns = (uint32_t)sb.st_ino, .key = ends[i]->key };
+	assert_int_equal(cb_reconcile_lookup(g.r, look, 2, count_found, &found), 2);
+	assert_int_equal(found, 2);
+
+	end_holder(back_pid);
+	g.on_sync = bring_back;
+	pass(&g); /* missing once */
+	pass(&g); /* twice: the forget, during which it comes back */
+	assert_null(g.on_sync); /* the forget did wait for the rings */
+	assert_true(all_in_state(&g, ends, 2, CB_ST_ACTIVE));
+	pass(&g);
+	assert_true(all_in_state(&g, ends, 2, CB_ST_ACTIVE));
+	assert_int_equal(g.streamed_closes, 0);
+
+	end_holder(back_pid);
+	pass(&g);
+	pass(&g);
+	assert_true(all_in_state(&g, ends, 2, CB_ST_CLOSED));
+	assert_int_equal(g.streamed_closes, 2);
+
+	rst_close_pair(&p);
+	close(l);
+	close(back_nsfd);
+	back_nsfd = -1;
+	rig_down(&g);
+}
+
 /* ---- 2. the sweep finds a socket the map lacks ------------------------------------- */
 
 static void test_missing_open(void **state)
@@ -1174,6 +1314,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_repair_waits_for_the_rings, teardown),
 		cmocka_unit_test_teardown(test_budget, teardown),
 		cmocka_unit_test_teardown(test_small_netns_by_lookup, teardown),
+		cmocka_unit_test_teardown(test_netns_back_under_its_inode, teardown),
 	};
 
 	cb_log_init("test_reconcile", CB_LOG_WARN);

@@ -283,6 +283,16 @@ static struct ns_entry *ns_find(struct cb_reconciler *r, uint32_t inode)
 	return NULL;
 }
 
+static bool tracked(struct cb_reconciler *r, uint32_t inode)
+{
+	bool yes;
+
+	pthread_mutex_lock(&r->ns_lock);
+	yes = ns_find(r, inode) != NULL;
+	pthread_mutex_unlock(&r->ns_lock);
+	return yes;
+}
+
 static int find_info(const struct cb_netns_info *ns, void *ctx)
 {
 	struct cb_netns_info *want = ctx;
@@ -291,6 +301,17 @@ static int find_info(const struct cb_netns_info *ns, void *ctx)
 		return 0;
 	*want = *ns;
 	return -ECANCELED; /* found: stop */
+}
+
+/* How to reach netns `inode` now, from a discovery of its own. */
+static bool reachable_now(uint32_t inode, struct cb_netns_info *out)
+{
+	struct cb_netns_info f = { .inode = inode };
+
+	if (!inode || cb_netns_discover(find_info, &f, NULL) != -ECANCELED)
+		return false;
+	*out = f;
+	return true;
 }
 
 /* Copy how to reach `inode` (for a query thread). A netns born since the
@@ -327,6 +348,28 @@ static int diag_in(const struct cb_netns_info *info, struct cb_diag **out)
 {
 	*out = NULL;
 	return cb_netns_run_in(info, open_diag_cb, out);
+}
+
+/*
+ * The same for netns `inode` as the table knows it. When the table's way
+ * in is stale — its process and its name gone, and the inode now another
+ * netns's (the kernel reuses them at once) — a discovery of its own tries
+ * once more; the table itself is corrected by the next discovery. -ESRCH
+ * when nothing reaches it.
+ */
+static int diag_of(struct cb_reconciler *r, uint32_t inode, struct cb_diag **out)
+{
+	struct cb_netns_info info, fresh;
+	int err;
+
+	*out = NULL;
+	if (!ns_info(r, inode, &info))
+		return -ESRCH;
+	err = diag_in(&info, out);
+	if (err != -ESRCH || !reachable_now(inode, &fresh) ||
+	    (fresh.pid == info.pid && !strcmp(fresh.name, info.name)))
+		return err;
+	return diag_in(&fresh, out);
 }
 
 /* ---- applying what the kernel says ---------------------------------------- */
@@ -435,8 +478,10 @@ static int by_netns(const void *a, const void *b)
 	return x->key.cookie < y->key.cookie ? -1 : x->key.cookie > y->key.cookie;
 }
 
-int cb_reconcile_lookup(struct cb_reconciler *r, const struct cb_lookup *items, size_t n,
-			cb_diag_fn fn, void *ctx)
+/* cb_reconcile_lookup(), and which items it could not look up because
+ * their netns could not be entered (unreached[i] set, when given). */
+static int lookup_items(struct cb_reconciler *r, const struct cb_lookup *items, size_t n,
+			cb_diag_fn fn, void *ctx, uint8_t *unreached)
 {
 	struct cb_diag_key *keys;
 	size_t i = 0;
@@ -448,14 +493,13 @@ int cb_reconcile_lookup(struct cb_reconciler *r, const struct cb_lookup *items, 
 	/* items come grouped by netns (callers sort); each group is one
 	 * entry into its netns */
 	while (i < n) {
-		struct cb_netns_info info;
 		struct cb_diag *d = NULL;
 		size_t j = i, k = 0;
 		int ret;
 
 		while (j < n && items[j].netns == items[i].netns)
 			keys[k++] = items[j++].key;
-		if (ns_info(r, items[i].netns, &info) && !diag_in(&info, &d)) {
+		if (diag_of(r, items[i].netns, &d) == 0) {
 			ret = cb_diag_lookup(d, keys, k, fn, ctx);
 			cb_diag_close(d);
 			add(&r->lookups, k);
@@ -464,11 +508,19 @@ int cb_reconcile_lookup(struct cb_reconciler *r, const struct cb_lookup *items, 
 				break;
 			}
 			found += ret;
+		} else if (unreached) {
+			memset(unreached + i, 1, j - i);
 		}
 		i = j;
 	}
 	free(keys);
 	return err ? err : found;
+}
+
+int cb_reconcile_lookup(struct cb_reconciler *r, const struct cb_lookup *items, size_t n,
+			cb_diag_fn fn, void *ctx)
+{
+	return lookup_items(r, items, n, fn, ctx, NULL);
 }
 
 static int by_item_netns(const void *a, const void *b, void *ctx)
@@ -498,13 +550,12 @@ int cb_reconcile_destroy(struct cb_reconciler *r, struct cb_lookup *items, size_
 	qsort_r(order, n, sizeof(*order), by_item_netns, items);
 	for (size_t i = 0; i < n && !err;) {
 		uint32_t netns = items[order[i]].netns;
-		struct cb_netns_info info;
 		struct cb_diag *d = NULL;
 		size_t j = i, k = 0;
 
 		while (j < n && items[order[j]].netns == netns)
 			keys[k++] = items[order[j++]].key;
-		if (ns_info(r, netns, &info) && !diag_in(&info, &d)) {
+		if (diag_of(r, netns, &d) == 0) {
 			int ret = cb_diag_destroy(d, keys, k, out);
 
 			cb_diag_close(d);
@@ -533,6 +584,7 @@ static int verify_closes(struct cb_reconciler *r, struct cb_lookups *cand, bool 
 {
 	struct found_ctx f = { 0 };
 	struct cookie_set ended = { 0 };
+	uint8_t *unreached = NULL;
 	bool synced = false;
 	int err;
 
@@ -542,7 +594,12 @@ static int verify_closes(struct cb_reconciler *r, struct cb_lookups *cand, bool 
 	err = set_init(&f.set, cand->n);
 	if (err)
 		return err;
-	err = cb_reconcile_lookup(r, cand->v, cand->n, found_one, &f);
+	unreached = calloc(cand->n, 1);
+	if (!unreached) {
+		err = -ENOMEM;
+		goto out;
+	}
+	err = lookup_items(r, cand->v, cand->n, found_one, &f, unreached);
 	if (err < 0)
 		goto out;
 	err = set_init(&ended, 16);
@@ -561,6 +618,16 @@ static int verify_closes(struct cb_reconciler *r, struct cb_lookups *cand, bool 
 	for (size_t i = 0; i < cand->n; i++) {
 		if (set_has(&f.set, cand->v[i].key.cookie) && !set_has(&ended, cand->v[i].key.cookie))
 			continue;
+		if (unreached[i] && tracked(r, cand->v[i].netns)) {
+			/* a netns we know but could not enter (a stale way in, a
+			 * transient failure): not looked up is not gone. Until
+			 * the next try, or until a discovery forgets the netns.
+			 * (One no discovery reaches is gone, and so are these
+			 * sockets: untracked_candidates() checked.) */
+			if (!i || !unreached[i - 1] || cand->v[i - 1].netns != cand->v[i].netns)
+				count_dump_failure(r, cand->v[i].netns, -ESRCH);
+			continue;
+		}
 		if (!synced && r->o.sync_rings) /* their own CLOSEs first (close_session) */
 			r->o.sync_rings(r->o.ctx);
 		synced = true;
@@ -568,6 +635,7 @@ static int verify_closes(struct cb_reconciler *r, struct cb_lookups *cand, bool 
 			(*nclosed)++;
 	}
 out:
+	free(unreached);
 	free(ended.slot);
 	free(f.set.slot);
 	free(f.v);
@@ -806,19 +874,43 @@ static void visit_gone(struct cb_map *m, struct cb_shard *sh, struct cb_session 
 		g->err = cb_lookups_push(&g->cand, &l);
 }
 
-static void forget_netns(struct cb_reconciler *r, size_t i)
+/*
+ * Forget netns r->ns[i], gone from two discoveries in a row, closing its
+ * sessions; false when it is back. The kernel hands a freed netns inode to
+ * the next netns made (a pod replaced by a new one usually gets its
+ * predecessor's): a netns made after the discovery scan, whose sockets
+ * the walk below meets under the same inode, is not the one that went.
+ * So it looks once more, after the walk and the wait for the rings,
+ * just before closing anything — the last moment a new netns could still
+ * be told from the old one.
+ */
+static bool forget_netns(struct cb_reconciler *r, size_t i)
 {
 	struct gone_walk g = { .netns_id = cb_intern_find(cb_map_netns(r->m), r->ns[i].info.inode) };
 	struct cb_map_cursor cur = { 0 };
 	uint32_t inode = r->ns[i].info.inode;
+	struct cb_netns_info now;
 
 	if (g.netns_id) {
-		size_t closed = 0;
-
 		while (!cb_map_cursor_done(r->m, &cur))
 			cb_map_visit(r->m, &cur, visit_gone, &g);
 		if (g.cand.n && r->o.sync_rings) /* the closes its sockets wrote first */
 			r->o.sync_rings(r->o.ctx);
+	}
+	if (reachable_now(inode, &now)) {
+		cb_dbg("reconcile: network namespace %u is back (a new one under its inode): "
+		       "%zu sessions kept", inode, g.cand.n);
+		cb_lookups_free(&g.cand);
+		pthread_mutex_lock(&r->ns_lock);
+		r->ns[i].info = now;
+		r->ns[i].missing = 0;
+		r->ns[i].seeded = false; /* a new netns: dumped whole (discover) */
+		pthread_mutex_unlock(&r->ns_lock);
+		return false;
+	}
+	if (g.cand.n) {
+		size_t closed = 0;
+
 		for (size_t k = 0; k < g.cand.n; k++)
 			closed += close_session(r, &g.cand.v[k], true);
 		if (closed)
@@ -833,6 +925,7 @@ static void forget_netns(struct cb_reconciler *r, size_t i)
 	if (r->sw.pos > i)
 		r->sw.pos--;
 	pthread_mutex_unlock(&r->ns_lock);
+	return true;
 }
 
 /* Discover; seed the new namespaces; forget the ones gone twice in a row. */
@@ -854,10 +947,8 @@ static int discover(struct cb_reconciler *r, bool seed)
 	for (size_t i = 0; i < r->nns;) {
 		struct ns_entry *e = &r->ns[i];
 
-		if (e->missing >= 2 && e->info.inode != cb_netns_self()) {
-			forget_netns(r, i);
+		if (e->missing >= 2 && e->info.inode != cb_netns_self() && forget_netns(r, i))
 			continue;
-		}
 		if (!e->missing && !e->seeded) {
 			int ret = dump_whole(r, e, seed);
 
