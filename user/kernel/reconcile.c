@@ -1529,7 +1529,8 @@ static void plan_cycle(struct cb_reconciler *r, uint64_t now)
 		return;
 	while (!cb_map_cursor_done(r->m, &cur))
 		cb_map_visit(r->m, &cur, visit_plan, r);
-	qsort(r->sw.look.v, r->sw.look.n, sizeof(*r->sw.look.v), by_netns);
+	if (r->sw.look.n) /* (none: look.v may be NULL, which qsort must not get) */
+		qsort(r->sw.look.v, r->sw.look.n, sizeof(*r->sw.look.v), by_netns);
 }
 
 struct look_ctx {
