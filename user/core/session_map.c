@@ -20,17 +20,21 @@
  * Buckets: the power of two at or below the shard capacity, so at the cap a
  * chain averages 1–2 records and the index costs 2–4 bytes per session.
  *
- * Placement: the cookie's low bits pick the shard and the next bits the
- * bucket, unmixed. Socket cookies are a kernel counter handed out in
- * per-CPU blocks of 4096, so the sessions of one burst of connections get
- * consecutive cookies: their buckets share cache lines, and the evictions
- * and closes that follow them in nearly the same order find those lines
- * warm. A mixed hash scattered them over the whole array: under churn at
- * the cap every eviction's bucket and chain was a cache miss (bench_core's
- * churn_at_cap: 610–720 ns per connection mixed, 310–390 unmixed; the
- * daemon's CPU under full churn fell by ~40%). Spread is no worse: the low
- * bits of a counter are uniform, and nobody outside the kernel chooses a
- * cookie.
+ * Placement: the cookie's low bits pick the shard (XORed with a mixed hash
+ * of its 4096-block) and the next bits the bucket. Socket cookies are a
+ * kernel counter handed out in per-CPU blocks of 4096, so the sessions of
+ * one burst of connections get consecutive cookies: their buckets share
+ * cache lines, and the evictions and closes that follow them in nearly
+ * the same order find those lines warm. A mixed hash of the whole cookie
+ * scattered them over the whole array: under churn at the cap every
+ * eviction's bucket and chain was a cache miss (bench_core's churn_at_cap:
+ * 610–720 ns per connection mixed, 310–390 unmixed; with the drain state
+ * moved beside the cookie (session.h), the daemon's CPU under full churn
+ * about halved). Spread is no worse: within a block the low
+ * bits of a counter are exactly uniform, and the block's hash keeps a
+ * stride that happened to match the shard count (sockets of some other
+ * kind taking every other cookie, say) from piling into a few shards for
+ * longer than one block.
  */
 #include "core/session_map.h"
 
@@ -45,6 +49,9 @@
 #include "core/wheel.h"
 
 #define CB_REFUSED_CACHE 4096
+/* The kernel hands socket cookies out in per-CPU blocks of 4096
+ * (COOKIE_LOCAL_BATCH in net/core/sock_diag.c). */
+#define CB_COOKIE_BLOCK_BITS 12
 
 struct cb_shard {
 	pthread_mutex_t lock;
@@ -311,7 +318,8 @@ uint64_t cb_map_live(const struct cb_map *m)
 
 struct cb_shard *cb_map_shard(struct cb_map *m, uint64_t cookie)
 {
-	return &m->shards[cookie & (m->nshards - 1)];
+	return &m->shards[(cookie ^ cb_cookie_mix(cookie >> CB_COOKIE_BLOCK_BITS)) &
+			  (m->nshards - 1)];
 }
 
 void cb_shard_lock(struct cb_shard *sh)

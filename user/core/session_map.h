@@ -4,7 +4,8 @@
  * keyed by socket cookie, with a timing wheel per shard.
  *
  * Contract:
- *  - A power-of-two number of shards; shard = the cookie's low bits.
+ *  - A power-of-two number of shards; shard = the cookie's low bits XOR a
+ *    mixed hash of its 4096-block, bucket = the bits above the shard's.
  *    Each shard has its own lock, hash index, slab of records, wheel and
  *    counters. There is no global lock; the only shared write is a relaxed
  *    atomic count of live sessions, touched on insert and eviction only.
@@ -38,8 +39,8 @@
 
 /* splitmix64's finalizer, for cookie-keyed tables that want consecutive
  * cookies scattered (reconcile.c, the refused cache, the benchmarks'
- * baselines). The session map itself indexes by the cookie's own low bits
- * (session_map.c says why). */
+ * baselines). The session map mixes only a cookie's block number and keeps
+ * consecutive cookies in consecutive buckets (session_map.c says why). */
 static inline uint64_t cb_cookie_mix(uint64_t x)
 {
 	x ^= x >> 30;
