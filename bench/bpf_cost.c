@@ -21,6 +21,11 @@
  * exits 0 (benchmarks report, they do not fail).
  *
  *   build/bench/bpf_cost [-n CONNECTIONS] [-t THREADS] [-b BULK_MIB] [-w WRITE_SIZE]
+ *   build/bench/bpf_cost -H
+ *
+ * -H holds the bare counters alone on all of connbeat's tracepoints, says
+ * "ready:" and waits for SIGINT or SIGTERM: the floor of any tracer there,
+ * for bench/overhead.sh to run a workload against (its churn_floor).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -204,10 +209,17 @@ static void *reader_thread(void *arg)
 
 /* ---- the bare-counter baseline ---- */
 
-/* The tracepoints connbeat's busy programs share with a bare counter. */
-static const char *const bare_tps[] = { "inet_sock_set_state", "tcp_probe" };
-/* Program names are 15 characters at most. */
-static const char *const bare_names[] = { "bare_set_state", "bare_probe" };
+/* Every tracepoint connbeat's programs attach to, each with a bare counter
+ * of its own (program names are 15 characters at most). */
+static const struct {
+	const char *tp, *bare, *prog;
+} bare_tps[] = {
+	{ "inet_sock_set_state", "bare_set_state", "cb_set_state" },
+	{ "tcp_probe", "bare_probe", "cb_probe" },
+	{ "tcp_destroy_sock", "bare_destroy", "cb_destroy" },
+	{ "tcp_receive_reset", "bare_rst_recv", "cb_rst_recv" },
+	{ "tcp_send_reset", "bare_rst_send", "cb_rst_send" },
+};
 #define N_BARE (sizeof(bare_tps) / sizeof(bare_tps[0]))
 static int bare_prog_fd[N_BARE], bare_link_fd[N_BARE], bare_map_fd = -1;
 
@@ -247,14 +259,17 @@ static int attach_bare(void)
 {
 	struct btf *vmlinux = btf__load_vmlinux_btf();
 
-	if (!vmlinux)
-		return -errno;
+	if (!vmlinux) {
+		fprintf(stderr, "bpf_cost: cannot read the kernel's BTF (%s): is "
+				"/sys/kernel/btf/vmlinux there?\n", strerror(errno));
+		return -1;
+	}
 	bare_map_fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "bare", 4, 8, 1, NULL);
 	for (size_t i = 0; i < N_BARE; i++) {
-		bare_prog_fd[i] = load_bare(vmlinux, bare_tps[i]);
+		bare_prog_fd[i] = load_bare(vmlinux, bare_tps[i].tp);
 		if (bare_prog_fd[i] < 0 ||
 		    (bare_link_fd[i] = bpf_raw_tracepoint_open(NULL, bare_prog_fd[i])) < 0) {
-			fprintf(stderr, "bpf_cost: bare counter on %s: %s\n", bare_tps[i],
+			fprintf(stderr, "bpf_cost: bare counter on %s: %s\n", bare_tps[i].tp,
 				strerror(errno));
 			btf__free(vmlinux);
 			return -1;
@@ -283,7 +298,7 @@ static int collect(struct cb_loader *l, struct cb_prog_stats *out)
 		__u32 len = sizeof(info);
 
 		bpf_obj_get_info_by_fd(bare_prog_fd[i], &info, &len);
-		snprintf(out[n].name, sizeof(out[n].name), "%s", bare_names[i]);
+		snprintf(out[n].name, sizeof(out[n].name), "%s", bare_tps[i].bare);
 		out[n].fd = bare_prog_fd[i];
 		out[n].run_cnt = info.run_cnt;
 		out[n].run_time_ns = info.run_time_ns;
@@ -347,14 +362,9 @@ static double median(struct sampler *s, int i)
 /* Which bare counter shares this program's tracepoint. */
 static const char *bare_for(const char *prog)
 {
-	static const char *const map[][2] = {
-		{ "cb_set_state", "bare_set_state" },
-		{ "cb_probe", "bare_probe" },
-	};
-
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (!strcmp(map[i][0], prog))
-			return map[i][1];
+	for (size_t i = 0; i < N_BARE; i++)
+		if (!strcmp(bare_tps[i].prog, prog))
+			return bare_tps[i].bare;
 	return NULL;
 }
 
@@ -442,7 +452,8 @@ int main(int argc, char **argv)
 {
 	struct cb_loader_opts opts = { .max_sessions = CB_DEFAULT_MAX_SESSIONS };
 	long n = 100000, failed0 = 0, failed1 = 0;
-	int threads = 2, bulk_mib = 2048, wsize = 65536, opt, stats_fd, err;
+	int threads = 2, bulk_mib = 2048, wsize = 65536, opt, stats_fd, err, sig;
+	bool hold = false;
 	struct reader rd = { 0 };
 	struct sampler *smp;
 	struct cb_loader *l;
@@ -451,8 +462,11 @@ int main(int argc, char **argv)
 	uint64_t st[CB_STAT_MAX];
 	char pin[64];
 
-	while ((opt = getopt(argc, argv, "n:t:b:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:b:w:H")) != -1) {
 		switch (opt) {
+		case 'H':
+			hold = true;
+			break;
 		case 'n':
 			n = atol(optarg);
 			break;
@@ -466,8 +480,10 @@ int main(int argc, char **argv)
 			wsize = atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-n CONNECTIONS] [-t THREADS] [-b BULK_MIB] [-w WRITE_SIZE]\n",
-				argv[0]);
+			fprintf(stderr,
+				"usage: %s [-n CONNECTIONS] [-t THREADS] [-b BULK_MIB] [-w WRITE_SIZE]\n"
+				"       %s -H   (hold bare counters until SIGINT/SIGTERM)\n",
+				argv[0], argv[0]);
 			return 2;
 		}
 	}
@@ -478,6 +494,21 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	cb_log_init("bpf_cost", CB_LOG_WARN);
+	if (hold) {
+		sigset_t set;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGTERM);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		if (attach_bare())
+			return 1;
+		printf("ready: bare counters on %zu tracepoints\n", N_BARE);
+		fflush(stdout);
+		sigwait(&set, &sig);
+		detach_bare();
+		return 0;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if ((err = start_listener())) {
 		fprintf(stderr, "bpf_cost: listener: %s\n", strerror(-err));

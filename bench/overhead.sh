@@ -16,6 +16,10 @@
 #   bulk     iperf3, one stream: Gbit/s received
 #   churn_events  churn with a `connbeat events --json` client reading it all
 #            (also prints events_delivered_pct: delivered / (delivered + missed))
+#   churn_floor  the churn against no connbeatd at all but a bare counter
+#            (one per-CPU array increment) on each of the tracepoints its
+#            programs use (bench/bpf_cost -H): the floor any tracer on those
+#            tracepoints pays, measured the same way as the ratios above
 #
 # connbeatd is started as a user starts it, with its defaults except a
 # temporary --pin-dir under /sys/fs/bpf, --socket under /run and
@@ -34,7 +38,8 @@
 #   CONNBEAT_BUILD          build tree with connbeatd and tests/tools/churn (build)
 #   OVERHEAD_PAIRS          pairs per workload (5)
 #   OVERHEAD_SECONDS        length of one run, whole seconds (10)
-#   OVERHEAD_WORKLOADS      which workloads, in order ("churn churn_events reqresp bulk")
+#   OVERHEAD_WORKLOADS      which workloads, in order ("churn churn_events churn_floor
+#                           reqresp bulk")
 #   OVERHEAD_REDIS_REQUESTS redis-benchmark -n per test (default: sized from a
 #                           short calibration run to OVERHEAD_SECONDS in all)
 #   OVERHEAD_START_TIMEOUT  seconds to wait for connbeatd's "ready:" (30)
@@ -47,6 +52,8 @@
 #             a workload with a CLI client, e.g. `connbeat events --json`,
 #             starts it here when $with is 1), 0 otherwise; non-zero: failed
 #   teardown  stop what setup started (also called after a failed setup)
+#   nodaemon  (optional) print "yes": its "with" side runs without connbeatd
+#             (the workload starts what it measures against itself)
 # and add NAME to the default of OVERHEAD_WORKLOADS. Start background
 # processes with `track PID` so that the exit trap ends them whatever happens,
 # and bound every wait (helpers: wait_until, stop_pid).
@@ -55,7 +62,7 @@ cd "$(dirname "$0")/.." || exit 1
 build=${CONNBEAT_BUILD:-build}
 pairs=${OVERHEAD_PAIRS:-5}
 secs=${OVERHEAD_SECONDS:-10}
-read -r -a workloads <<<"${OVERHEAD_WORKLOADS:-churn churn_events reqresp bulk}"
+read -r -a workloads <<<"${OVERHEAD_WORKLOADS:-churn churn_events churn_floor reqresp bulk}"
 start_timeout=${OVERHEAD_START_TIMEOUT:-30}
 tag=overhead-$$
 pin=/sys/fs/bpf/connbeat-$tag
@@ -260,6 +267,49 @@ wl_churn_events() {
 	esac
 }
 
+# churn_floor: the churn again; its "with" side has no connbeatd, only
+# bench/bpf_cost -H's bare counters on connbeat's tracepoints.
+wl_churn_floor() {
+	local out bpid log=$tmp/bare.log
+	case $1 in
+	unit) echo conn/s ;;
+	nodaemon) echo yes ;;
+	setup)
+		[[ -x $build/bench/bpf_cost ]] || {
+			note "$build/bench/bpf_cost missing: run make bench"
+			return 1
+		}
+		wl_churn setup
+		;;
+	run)
+		if [[ $with -eq 1 ]]; then
+			: >"$log"
+			"$build/bench/bpf_cost" -H >"$log" 2>&1 &
+			bpid=$!
+			track "$bpid"
+			if ! wait_until 10 eval "grep -q 'ready:' '$log' || ! kill -0 $bpid 2>/dev/null" ||
+				! grep -q 'ready:' "$log"; then
+				note "bpf_cost -H did not attach: $(head -c 300 "$log")"
+				stop_pid "$bpid" 5
+				wait "$bpid" 2>/dev/null
+				untrack "$bpid"
+				return 1
+			fi
+		fi
+		out=$(wl_churn run)
+		local rc=$?
+		if [[ $with -eq 1 ]]; then
+			stop_pid "$bpid" 5
+			wait "$bpid" 2>/dev/null
+			untrack "$bpid"
+		fi
+		[[ $rc -eq 0 ]] && echo "$out"
+		return $rc
+		;;
+	teardown) ;;
+	esac
+}
+
 # reqresp: keep-alive request/response against a real key-value server.
 # redis-benchmark (7.0) has no duration flag: -n is sized so that GET and SET
 # take about $secs seconds in all, from a short calibration run.
@@ -369,6 +419,11 @@ run_side() {
 	local w=$1 side=$2 i=$3 v t0 t1 w0 w1
 	if [[ $side == without ]]; then
 		with=0
+		wl_"$w" run
+		return
+	fi
+	if [[ $(wl_"$w" nodaemon) == yes ]]; then
+		with=1
 		wl_"$w" run
 		return
 	fi
