@@ -134,6 +134,15 @@ static void publish_one(struct cb_events *b, const struct cb_record *r)
 
 		if (!u || !sub_match(b, u, s))
 			continue;
+		head = atomic_load_explicit(&u->head, memory_order_relaxed);
+		tail = atomic_load_explicit(&u->tail, memory_order_acquire);
+		if (head - tail >= CB_EVENTS_RING) {
+			/* before the row is built: a client that fell behind
+			 * costs ingest a count, not a row per event it misses */
+			atomic_fetch_add_explicit(&u->missed, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&b->missed, 1, memory_order_relaxed);
+			continue;
+		}
 		if (!built) {
 			memset(&ev, 0, sizeof(ev));
 			ev.kind = kind;
@@ -150,13 +159,6 @@ static void publish_one(struct cb_events *b, const struct cb_record *r)
 								 r->ts_ns - s->first_seen_ns : 0;
 			}
 			built = true;
-		}
-		head = atomic_load_explicit(&u->head, memory_order_relaxed);
-		tail = atomic_load_explicit(&u->tail, memory_order_acquire);
-		if (head - tail >= CB_EVENTS_RING) {
-			atomic_fetch_add_explicit(&u->missed, 1, memory_order_relaxed);
-			atomic_fetch_add_explicit(&b->missed, 1, memory_order_relaxed);
-			continue;
 		}
 		u->ring[head % CB_EVENTS_RING] = ev;
 		atomic_store_explicit(&u->head, head + 1, memory_order_release);
