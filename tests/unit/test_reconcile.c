@@ -289,6 +289,11 @@ static void rig_on_close(const struct cb_record *rec, void *ctx)
 
 static struct rig *current_rig; /* left behind by a case that failed half-way */
 
+/* The sweep period of most cases, at a 1-s interval: the budget is the
+ * minimum (64) for up to 512 sessions, and a cycle starts every 8 passes
+ * at most. */
+#define RIG_PERIOD (8 * S)
+
 /* A fresh map and reconciler: the sweep's budget per tick is
  * max(CB_SWEEP_MIN_BUDGET, ceil(sessions × iv / period)) (reconcile.c,
  * sweep_tick). */
@@ -382,10 +387,15 @@ static void pass(struct rig *g)
 }
 
 /* Passes a sweep cycle takes over n sockets at `budget` a tick: the ticks
- * that read them, and one more for the cycle's end (its verification). */
-static unsigned int cycle_passes(uint64_t n, uint64_t budget)
+ * that read them, and one more for the cycle's end (its verification) —
+ * or, when that is less, the ticks of one period: a cycle starts at most
+ * once per period (reconcile.c, sweep_tick). */
+static unsigned int cycle_passes(const struct rig *g, uint64_t n, uint64_t budget)
 {
-	return (unsigned int)((n + budget - 1) / budget + 1);
+	uint64_t reading = (n + budget - 1) / budget + 1;
+	uint64_t pacing = (g->period + g->iv - 1) / g->iv + 1;
+
+	return (unsigned int)(reading > pacing ? reading : pacing);
 }
 
 /* A copy of the session of `cookie`; false when the map has none. */
@@ -503,7 +513,7 @@ static void test_one_dump_is_not_trusted(void **state)
 		fprintf(stderr, "test_reconcile: no one-bucket TCP hash here\n");
 		skip();
 	}
-	rig_up(&g, 1 * S, 1000 * S); /* budget: the minimum, 64 */
+	rig_up(&g, 1 * S, 32 * S); /* budget: the minimum, 64 (2000 / 32 is less) */
 	l = listener(AF_INET);
 	for (int i = 0; i < SKIP_PAIRS; i++)
 		mk_pair(l, &p[i]);
@@ -533,7 +543,7 @@ static void test_one_dump_is_not_trusted(void **state)
 	for (int i = SKIP_PAIRS - SKIP_CLOSED; i < SKIP_PAIRS; i++)
 		rst_close_pair(&p[i]);
 
-	bound = cycle_passes(n, budget);
+	bound = cycle_passes(&g, n, budget);
 	for (passes = 1; passes < bound && rstats(&g).sweep_cycles < 1; passes++)
 		pass(&g);
 	st = rstats(&g);
@@ -589,7 +599,7 @@ static void test_missed_close(void **state)
 	int l4, l6;
 
 	NEED_ISOLATION();
-	rig_up(&g, 1 * S, 1000 * S);
+	rig_up(&g, 1 * S, RIG_PERIOD);
 	l4 = listener(AF_INET);
 	l6 = listener(AF_INET6);
 	mk_pair(l4, &rst4);
@@ -616,7 +626,7 @@ static void test_missed_close(void **state)
 	st0 = rstats(&g);
 	closed0 = closed_sessions(&g);
 	budget = CB_SWEEP_MIN_BUDGET;
-	bound = cycle_passes(4, budget); /* the sockets left in session states */
+	bound = cycle_passes(&g, 4, budget); /* the sockets left in session states */
 	for (passes = 0; passes < bound && !all_in_state(&g, gone, 6, CB_ST_CLOSED); passes++)
 		pass(&g);
 	assert_true(all_in_state(&g, gone, 6, CB_ST_CLOSED)); /* within the bound */
@@ -716,7 +726,7 @@ static void test_small_netns_by_lookup(void **state)
 	int l4, l6;
 
 	NEED_ISOLATION();
-	rig_up(&g, 1 * S, 1000 * S);
+	rig_up(&g, 1 * S, RIG_PERIOD);
 	l4 = listener(AF_INET);
 	l6 = listener(AF_INET6);
 	mk_pair(l4, &gone4);
@@ -832,7 +842,7 @@ static void test_netns_back_under_its_inode(void **state)
 	pid_t old;
 
 	NEED_ISOLATION();
-	rig_up(&g, 1 * S, 1000 * S);
+	rig_up(&g, 1 * S, RIG_PERIOD);
 	/* a netns of its own for the pair, reached through a holder only */
 	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	assert_true(self >= 0);
@@ -899,7 +909,7 @@ static void test_missing_open(void **state)
 	int l4, l6;
 
 	NEED_ISOLATION();
-	rig_up(&g, 1 * S, 1000 * S);
+	rig_up(&g, 1 * S, RIG_PERIOD);
 	l4 = listener(AF_INET);
 	l6 = listener(AF_INET6);
 	mk_pair(l4, &old);
@@ -928,7 +938,7 @@ static void test_missing_open(void **state)
 	apply_open(&g, &z4.c);
 	apply_open(&g, &z4.a);
 
-	bound = cycle_passes(8, CB_SWEEP_MIN_BUDGET) + 1; /* a cycle plus verification */
+	bound = cycle_passes(&g, 8, CB_SWEEP_MIN_BUDGET) + 1; /* a cycle plus verification */
 	for (passes = 1; passes < bound && !all_in_state(&g, missing, 4, CB_ST_ACTIVE); passes++)
 		pass(&g);
 	assert_true(all_in_state(&g, missing, 4, CB_ST_ACTIVE)); /* within the bound */
@@ -996,7 +1006,7 @@ static void test_outdated_sighting(void **state)
 	int l4;
 
 	NEED_ISOLATION();
-	rig_up(&g, 1 * S, 1000 * S);
+	rig_up(&g, 1 * S, RIG_PERIOD);
 	l4 = listener(AF_INET);
 	mk_pair(l4, &old); /* the netns has sessions: it is swept */
 	assert_int_equal(cb_reconcile_seed(g.r), 0);
@@ -1009,7 +1019,7 @@ static void test_outdated_sighting(void **state)
 
 	raced_closed = false;
 	g.on_sighted = close_raced;
-	bound = cycle_passes(2, CB_SWEEP_MIN_BUDGET) + 1;
+	bound = cycle_passes(&g, 2, CB_SWEEP_MIN_BUDGET) + 1;
 	for (passes = 0; passes < bound && !raced_closed; passes++)
 		pass(&g);
 	assert_true(raced_closed); /* the verifying lookup ran within the bound */
@@ -1050,7 +1060,7 @@ static void test_recursion_miss_repairs(void **state)
 
 	NEED_ISOLATION();
 	rig_misses_now = 5; /* before this daemon */
-	rig_up(&g, 1 * S, 1000 * S);
+	rig_up(&g, 1 * S, RIG_PERIOD);
 	l4 = listener(AF_INET);
 	mk_pair(l4, &old);
 	assert_int_equal(cb_reconcile_seed(g.r), 0);
@@ -1116,7 +1126,7 @@ static void test_repair_waits_for_the_rings(void **state)
 
 	NEED_ISOLATION();
 	rig_misses_now = 0;
-	rig_up(&g, 1 * S, 1000 * S);
+	rig_up(&g, 1 * S, RIG_PERIOD);
 	l4 = listener(AF_INET);
 	mk_pair(l4, &inring);
 	mk_pair(l4, &lost);
@@ -1194,7 +1204,7 @@ static void test_budget(void **state)
 	assert_int_equal(st0.seeded, n);
 	past_margin(t); /* so that the cycles' ends consider every session */
 
-	bound = cycle_passes(n, budget);
+	bound = cycle_passes(&g, n, budget);
 	for (int cycle = 1; cycle <= 2; cycle++) {
 		uint64_t start = rstats(&g).sweep_sockets;
 		unsigned int passes = 0, short_passes = 0;
@@ -1230,6 +1240,46 @@ static void test_budget(void **state)
 		rst_close_pair(&p[i]);
 	close(l4);
 	close(l6);
+	rig_down(&g);
+}
+
+/*
+ * A cycle over a few sockets ends within its first tick, and each cycle's
+ * end walks the whole session map (and each dump the kernel's whole TCP
+ * hash): the next one starts once a period of ticks has passed
+ * since this one did, not at the next tick. Ticks are the clock here
+ * (interval × passes), so the count is exact: cycles planned at passes 1,
+ * 1 + P, 1 + 2P ... for P = period / interval; each reads every socket.
+ */
+static void test_cycle_once_per_period(void **state)
+{
+	struct pair p[2];
+	struct cb_reconcile_stats st0, st;
+	static struct rig g; /* static: the teardown may need it after a failure */
+	const unsigned int per = RIG_PERIOD / S, passes = 5 * per;
+	uint64_t t;
+	int l;
+
+	NEED_ISOLATION();
+	rig_up(&g, 1 * S, RIG_PERIOD);
+	l = listener(AF_INET);
+	for (int i = 0; i < 2; i++)
+		mk_pair(l, &p[i]);
+	assert_int_equal(cb_reconcile_seed(g.r), 0);
+	t = now_ns();
+	past_margin(t);
+	st0 = rstats(&g);
+	for (unsigned int i = 0; i < passes; i++)
+		pass(&g);
+	st = rstats(&g);
+	assert_int_equal(st.sweep_cycles - st0.sweep_cycles, passes / per); /* not `passes` */
+	assert_int_equal(st.sweep_sockets - st0.sweep_sockets, 4 * (passes / per));
+	for (unsigned int k = 0; k < CB_CORR_COUNT; k++)
+		assert_int_equal(st.corrections[k], 0);
+
+	for (int i = 0; i < 2; i++)
+		rst_close_pair(&p[i]);
+	close(l);
 	rig_down(&g);
 }
 
@@ -1334,6 +1384,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_recursion_miss_repairs, teardown),
 		cmocka_unit_test_teardown(test_repair_waits_for_the_rings, teardown),
 		cmocka_unit_test_teardown(test_budget, teardown),
+		cmocka_unit_test_teardown(test_cycle_once_per_period, teardown),
 		cmocka_unit_test_teardown(test_small_netns_by_lookup, teardown),
 		cmocka_unit_test_teardown(test_netns_back_under_its_inode, teardown),
 	};

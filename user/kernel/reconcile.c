@@ -187,6 +187,10 @@ struct ns_entry {
 struct sweep {
 	uint64_t cycle;          /* the cycle in progress (1, 2, ...) */
 	uint64_t cycle_start_ns;
+	/* the intervals of the ticks since the cycle was planned, summed: a
+	 * clock of ticks, not of the wall, so that tests drive it by passes */
+	uint64_t since_plan_ns;
+	bool paced;              /* a cycle was planned before: pace the next */
 	size_t pos;              /* next netns of the table to dump */
 	struct cb_diag *diag;    /* the dump in progress, or NULL */
 	uint32_t inode;          /* ... of this netns */
@@ -1432,7 +1436,7 @@ static int end_cycle(struct cb_reconciler *r, uint64_t now)
 	r->sw.last_cycle_sockets = r->sw.cycle_sockets;
 	r->sw.cycle_sockets = 0;
 	r->sw.cycle++;
-	r->sw.cycle_start_ns = now;
+	r->sw.cycle_start_ns = now; /* again when it is planned */
 	r->sw.pos = 0;
 	r->sw.planned = false;
 	return err;
@@ -1507,6 +1511,9 @@ static void plan_cycle(struct cb_reconciler *r, uint64_t now)
 	bool any = false;
 
 	r->sw.planned = true;
+	r->sw.paced = true;
+	r->sw.since_plan_ns = 0;
+	r->sw.cycle_start_ns = now;
 	r->sw.look.n = r->sw.look_pos = 0;
 	for (size_t i = 0; i < r->nns; i++) {
 		struct ns_entry *e = &r->ns[i];
@@ -1592,6 +1599,7 @@ static int sweep_tick(struct cb_reconciler *r)
 	uint64_t period = r->o.sweep_period_ns, live = open_sessions(r->m), budget, left, now;
 	int err = settle_suspects(r);
 
+	r->sw.since_plan_ns += iv;
 	/* every socket once per period: the map's open sessions, or what the
 	 * last cycle read, spread over the ticks of one period */
 	if (r->sw.last_cycle_sockets > live)
@@ -1607,8 +1615,18 @@ static int sweep_tick(struct cb_reconciler *r)
 		int ret;
 
 		now = mono_ns();
-		if (!r->sw.planned)
+		if (!r->sw.planned) {
+			/* Once per period, not more often: a cycle of few
+			 * sockets ends within a tick or two, and each end
+			 * walks the whole session map (so does each plan
+			 * when a small netns is swept by lookups, and each
+			 * dump the kernel's whole TCP hash), however few
+			 * sockets there are to read. Under churn at the cap
+			 * that was 262144 lingering sessions every tick. */
+			if (r->sw.paced && period && r->sw.since_plan_ns < period)
+				break;
 			plan_cycle(r, now);
+		}
 		if (r->sw.look_pos < r->sw.look.n) {
 			uint64_t k = sweep_lookups(r, left);
 

@@ -31,7 +31,9 @@
  *       sweep that reads every socket of every netns once per
  *       --sweep-period, like nf_conntrack's gc_worker: a tick reads at most
  *       `budget` sockets (sessions × interval / period, at least 64), the
- *       kernel keeps the dump's place between ticks. When a cycle is
+ *       kernel keeps the dump's place between ticks, and a cycle starts at
+ *       most once per period (counted in ticks × interval: a cycle of few
+ *       sockets waits for the rest of its period). When a cycle is
  *       complete, the open sessions its dumps did not meet and that were
  *       silent since their netns was dumped are looked up exactly, by cookie
  *       and tuple, and closed only if the kernel has no such socket (one
