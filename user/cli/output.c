@@ -12,6 +12,11 @@
  * are formatted by hand instead of through printf, runs of plain characters
  * in a string are copied at once, and the buffer goes out in large writes.
  */
+static bool is_json(const struct cb_out *o)
+{
+	return o->mode == CB_OUT_JSON || o->mode == CB_OUT_JSON_LINES;
+}
+
 static void jflush(struct cb_out *o)
 {
 	if (o->jlen)
@@ -124,6 +129,8 @@ void cb_out_begin(struct cb_out *o, FILE *f, enum cb_out_mode mode, const struct
 		fputc('[', f);
 		return;
 	}
+	if (mode == CB_OUT_JSON_LINES)
+		return;
 	if (!header)
 		return;
 	for (int i = 0; i < ncols; i++) {
@@ -148,6 +155,8 @@ void cb_out_row_begin(struct cb_out *o)
 	if (o->mode == CB_OUT_JSON) {
 		jput_str(o, o->first_row ? "\n{" : ",\n{");
 		o->first_row = false;
+	} else if (o->mode == CB_OUT_JSON_LINES) {
+		jputc(o, '{');
 	}
 }
 
@@ -182,7 +191,7 @@ static void text_cell(struct cb_out *o, const char *text)
 
 void cb_out_str(struct cb_out *o, const char *key, const char *value, const char *text)
 {
-	if (o->mode == CB_OUT_JSON) {
+	if (is_json(o)) {
 		if (!key)
 			return;
 		json_key(o, key);
@@ -196,7 +205,7 @@ void cb_out_u64(struct cb_out *o, const char *key, uint64_t value, const char *t
 {
 	char buf[24];
 
-	if (o->mode == CB_OUT_JSON) {
+	if (is_json(o)) {
 		if (!key)
 			return;
 		json_key(o, key);
@@ -212,7 +221,7 @@ void cb_out_u64(struct cb_out *o, const char *key, uint64_t value, const char *t
 
 void cb_out_json_u64(struct cb_out *o, const char *key, uint64_t value)
 {
-	if (o->mode != CB_OUT_JSON)
+	if (!is_json(o))
 		return;
 	json_key(o, key);
 	jput_u64(o, value);
@@ -220,7 +229,7 @@ void cb_out_json_u64(struct cb_out *o, const char *key, uint64_t value)
 
 void cb_out_json_str(struct cb_out *o, const char *key, const char *value)
 {
-	if (o->mode != CB_OUT_JSON)
+	if (!is_json(o))
 		return;
 	json_key(o, key);
 	json_string(value, put_row, o);
@@ -228,7 +237,7 @@ void cb_out_json_str(struct cb_out *o, const char *key, const char *value)
 
 void cb_out_json_null(struct cb_out *o, const char *key)
 {
-	if (o->mode != CB_OUT_JSON)
+	if (!is_json(o))
 		return;
 	json_key(o, key);
 	jput(o, "null", 4);
@@ -236,7 +245,7 @@ void cb_out_json_null(struct cb_out *o, const char *key)
 
 void cb_out_json_bool(struct cb_out *o, const char *key, bool value)
 {
-	if (o->mode != CB_OUT_JSON)
+	if (!is_json(o))
 		return;
 	json_key(o, key);
 	jput_str(o, value ? "true" : "false");
@@ -245,22 +254,29 @@ void cb_out_json_bool(struct cb_out *o, const char *key, bool value)
 void cb_out_row_end(struct cb_out *o)
 {
 	o->rows++;
-	if (o->mode != CB_OUT_JSON) {
+	if (!is_json(o)) {
 		putc_unlocked('\n', o->f);
 		return;
 	}
 	jputc(o, '}');
+	if (o->mode == CB_OUT_JSON_LINES)
+		jputc(o, '\n');
 	/* whole rows go out, in blocks: a reader of a pipe sees complete
 	 * objects, never half of one, once the buffer is nearly full */
 	if (o->jlen > sizeof(o->jbuf) - 4096)
 		jflush(o);
 }
 
+void cb_out_flush(struct cb_out *o)
+{
+	jflush(o);
+	fflush(o->f);
+}
+
 void cb_out_end(struct cb_out *o)
 {
-	if (o->mode == CB_OUT_JSON) {
-		jflush(o);
+	jflush(o);
+	if (o->mode == CB_OUT_JSON)
 		fputs(o->first_row ? "]\n" : "\n]\n", o->f);
-	}
 	fflush(o->f);
 }

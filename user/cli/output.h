@@ -5,8 +5,9 @@
  *
  * A caller describes each row once, field by field; the printer renders it
  * either as an aligned text row (columns declared up front, with an
- * `ss`-like header unless suppressed) or as one JSON object inside a single
- * top-level array. Rows are written as they come, so output of any length
+ * `ss`-like header unless suppressed), as one JSON object inside a single
+ * top-level array, or as one JSON object per line (a stream such as
+ * `connbeat events --json`). Rows are written as they come, so output of any length
  * streams in constant memory. Numbers stay numbers in JSON; text cells may
  * differ from the JSON value (a human duration in the table, milliseconds in
  * JSON).
@@ -21,6 +22,7 @@
 enum cb_out_mode {
 	CB_OUT_TEXT,
 	CB_OUT_JSON,
+	CB_OUT_JSON_LINES, /* one JSON object per line, no array: a stream */
 };
 
 enum cb_col_align {
@@ -67,6 +69,8 @@ void cb_out_json_str(struct cb_out *o, const char *key, const char *value);
 void cb_out_json_null(struct cb_out *o, const char *key);
 void cb_out_json_bool(struct cb_out *o, const char *key, bool value);
 void cb_out_row_end(struct cb_out *o);
+/* Write out every row so far (a stream, between two batches of rows). */
+void cb_out_flush(struct cb_out *o);
 /* Close the JSON array (prints "[]" when there were no rows). */
 void cb_out_end(struct cb_out *o);
 
