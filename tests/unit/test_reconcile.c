@@ -896,6 +896,73 @@ static void test_netns_back_under_its_inode(void **state)
 	rig_down(&g);
 }
 
+/*
+ * A netns we know but cannot enter is not a netns whose sockets are gone.
+ * The pair's netns loses its holder process (its sockets keep it alive);
+ * it is small beside the other sessions, so the sweep looks its sessions
+ * up instead of dumping it, and those lookups fail. At the cycle's end its
+ * sessions, not met and silent since, are candidates for closing, and
+ * their verifying lookups fail too: they stay open, counted as a dump
+ * failure, not closed as missed closes. The next discovery misses the netns
+ * a second time and forgets it, and only that closes them (nothing reaches
+ * it). Without the check the cycle's end closed them, counted missed.
+ */
+static void test_unreached_netns_keeps_its_sessions(void **state)
+{
+	struct pair p;
+	const struct end *ends[] = { &p.c, &p.a };
+	static struct rig g; /* static: the teardown may need it after a failure */
+	struct cb_reconcile_stats st0, st;
+	uint64_t t, failures0 = 0, failures = 0;
+	int self, l;
+
+	NEED_ISOLATION();
+	rig_up(&g, 1 * S, RIG_PERIOD);
+	/* a netns of its own for the pair, reached through a holder only */
+	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	assert_true(self >= 0);
+	assert_int_equal(unshare(CLONE_NEWNET), 0);
+	assert_int_equal(lo_up(), 0);
+	back_nsfd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	assert_true(back_nsfd >= 0);
+	l = listener(AF_INET);
+	mk_pair(l, &p);
+	assert_int_equal(setns(self, CLONE_NEWNET), 0);
+	close(self);
+	back_pid = netns_holder(back_nsfd);
+	/* 2 of 42 sessions: under a quarter, swept by lookups */
+	for (uint64_t i = 0; i < 40; i++)
+		apply_fake_open(&g, (1ull << 62) + i);
+	assert_int_equal(cb_reconcile_seed(g.r), 0);
+	assert_true(all_in_state(&g, ends, 2, CB_ST_ACTIVE));
+	t = now_ns();
+	past_margin(t); /* silent since before the cycle: candidates at its end */
+
+	end_holder(back_pid);
+	st0 = rstats(&g);
+	for (unsigned int k = 0; k < CB_DUMPFAIL_COUNT; k++)
+		failures0 += st0.dump_failures[k];
+	pass(&g); /* missed once; a whole cycle: lookups, its end, verification */
+	st = rstats(&g);
+	for (unsigned int k = 0; k < CB_DUMPFAIL_COUNT; k++)
+		failures += st.dump_failures[k];
+	assert_int_equal(st.sweep_cycles, st0.sweep_cycles + 1);
+	assert_true(all_in_state(&g, ends, 2, CB_ST_ACTIVE));
+	assert_int_equal(st.corrections[CB_CORR_MISSED_CLOSE], st0.corrections[CB_CORR_MISSED_CLOSE]);
+	assert_int_equal(failures, failures0 + 2); /* the sweep's lookups, and the verification's */
+	assert_int_equal(g.streamed_closes, 0);
+
+	pass(&g); /* missed twice: forgotten, nothing reaches it */
+	assert_true(all_in_state(&g, ends, 2, CB_ST_CLOSED));
+	assert_int_equal(g.streamed_closes, 2);
+
+	rst_close_pair(&p);
+	close(l);
+	close(back_nsfd);
+	back_nsfd = -1;
+	rig_down(&g);
+}
+
 /* ---- 2. the sweep finds a socket the map lacks ------------------------------------- */
 
 static void test_missing_open(void **state)
@@ -1387,6 +1454,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_cycle_once_per_period, teardown),
 		cmocka_unit_test_teardown(test_small_netns_by_lookup, teardown),
 		cmocka_unit_test_teardown(test_netns_back_under_its_inode, teardown),
+		cmocka_unit_test_teardown(test_unreached_netns_keeps_its_sessions, teardown),
 	};
 
 	cb_log_init("test_reconcile", CB_LOG_WARN);

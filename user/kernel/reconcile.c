@@ -1565,10 +1565,18 @@ static uint64_t sweep_lookups(struct cb_reconciler *r, uint64_t left)
 		struct look_ctx lc = { .r = r, .netns = v->netns, .t0 = e ? e->sweep_t0 : 0 };
 		size_t k = 0;
 
+		uint8_t *unreached;
+		int ret;
+
 		while (k < left - done && r->sw.look_pos + k < r->sw.look.n && v[k].netns == v->netns)
 			k++;
-		if (cb_reconcile_lookup(r, v, k, on_looked_up, &lc) < 0 && e)
-			count_dump_failure(r, v->netns, -EIO);
+		/* a netns it cannot enter is a failure to count, as a dump's
+		 * is, not a netns whose sockets were all looked up gone */
+		unreached = calloc(k, 1);
+		ret = lookup_items(r, v, k, on_looked_up, &lc, unreached);
+		if (e && (ret < 0 || (unreached && unreached[0])))
+			count_dump_failure(r, v->netns, ret < 0 ? -EIO : -ESRCH);
+		free(unreached);
 		r->sw.look_pos += k;
 		done += k;
 	}
