@@ -807,6 +807,35 @@ static void bring_back(struct rig *g)
 	back_pid = netns_holder(back_nsfd);
 }
 
+/* A pair in a netns of its own, reached through a holder process only:
+ * back_nsfd keeps the netns, back_pid is its holder. Returns the pair's
+ * listener. */
+static int pair_in_held_netns(struct pair *p)
+{
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), l;
+
+	assert_true(self >= 0);
+	assert_int_equal(unshare(CLONE_NEWNET), 0);
+	assert_int_equal(lo_up(), 0);
+	back_nsfd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	assert_true(back_nsfd >= 0);
+	l = listener(AF_INET);
+	mk_pair(l, p);
+	assert_int_equal(setns(self, CLONE_NEWNET), 0);
+	close(self);
+	back_pid = netns_holder(back_nsfd);
+	return l;
+}
+
+/* The pair, its listener and the netns go (its holder is gone already). */
+static void end_held_netns(struct pair *p, int l)
+{
+	rst_close_pair(p);
+	close(l);
+	close(back_nsfd);
+	back_nsfd = -1;
+}
+
 static int count_found(const struct cb_diag_sock *d, void *ctx)
 {
 	(void)d;
@@ -838,24 +867,13 @@ static void test_netns_back_under_its_inode(void **state)
 	struct cb_lookup look[2];
 	struct cb_session s;
 	struct stat sb;
-	int self, l, found = 0;
+	int l, found = 0;
 	pid_t old;
 
 	NEED_ISOLATION();
 	rig_up(&g, 1 * S, RIG_PERIOD);
-	/* a netns of its own for the pair, reached through a holder only */
-	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	assert_true(self >= 0);
-	assert_int_equal(unshare(CLONE_NEWNET), 0);
-	assert_int_equal(lo_up(), 0);
-	back_nsfd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	assert_true(back_nsfd >= 0);
-	l = listener(AF_INET);
-	mk_pair(l, &p);
-	assert_int_equal(setns(self, CLONE_NEWNET), 0);
-	close(self);
+	l = pair_in_held_netns(&p);
 	assert_int_equal(fstat(back_nsfd, &sb), 0);
-	back_pid = netns_holder(back_nsfd);
 	assert_int_equal(cb_reconcile_seed(g.r), 0);
 	for (size_t i = 0; i < 2; i++) {
 		assert_true(session_of(&g, ends[i]->cookie, &s));
@@ -889,10 +907,7 @@ static void test_netns_back_under_its_inode(void **state)
 	assert_true(all_in_state(&g, ends, 2, CB_ST_CLOSED));
 	assert_int_equal(g.streamed_closes, 2);
 
-	rst_close_pair(&p);
-	close(l);
-	close(back_nsfd);
-	back_nsfd = -1;
+	end_held_netns(&p, l);
 	rig_down(&g);
 }
 
@@ -914,22 +929,11 @@ static void test_unreached_netns_keeps_its_sessions(void **state)
 	static struct rig g; /* static: the teardown may need it after a failure */
 	struct cb_reconcile_stats st0, st;
 	uint64_t t, failures0 = 0, failures = 0;
-	int self, l;
+	int l;
 
 	NEED_ISOLATION();
 	rig_up(&g, 1 * S, RIG_PERIOD);
-	/* a netns of its own for the pair, reached through a holder only */
-	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	assert_true(self >= 0);
-	assert_int_equal(unshare(CLONE_NEWNET), 0);
-	assert_int_equal(lo_up(), 0);
-	back_nsfd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	assert_true(back_nsfd >= 0);
-	l = listener(AF_INET);
-	mk_pair(l, &p);
-	assert_int_equal(setns(self, CLONE_NEWNET), 0);
-	close(self);
-	back_pid = netns_holder(back_nsfd);
+	l = pair_in_held_netns(&p);
 	/* 2 of 42 sessions: under a quarter, swept by lookups */
 	for (uint64_t i = 0; i < 40; i++)
 		apply_fake_open(&g, (1ull << 62) + i);
@@ -956,10 +960,7 @@ static void test_unreached_netns_keeps_its_sessions(void **state)
 	assert_true(all_in_state(&g, ends, 2, CB_ST_CLOSED));
 	assert_int_equal(g.streamed_closes, 2);
 
-	rst_close_pair(&p);
-	close(l);
-	close(back_nsfd);
-	back_nsfd = -1;
+	end_held_netns(&p, l);
 	rig_down(&g);
 }
 
