@@ -388,8 +388,8 @@ static void pass(struct rig *g)
 
 /* Passes a sweep cycle takes over n sockets at `budget` a tick: the ticks
  * that read them, and one more for the cycle's end (its verification) —
- * or, when that is less, the ticks of one period: a cycle starts at most
- * once per period (reconcile.c, sweep_tick). */
+ * or, when those are fewer, the ticks of one period and one more: a cycle
+ * starts at most once per period (reconcile.c, sweep_tick). */
 static unsigned int cycle_passes(const struct rig *g, uint64_t n, uint64_t budget)
 {
 	uint64_t reading = (n + budget - 1) / budget + 1;
