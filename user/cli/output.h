@@ -7,8 +7,8 @@
  * either as an aligned text row (columns declared up front, with an
  * `ss`-like header unless suppressed), as one JSON object inside a single
  * top-level array, or as one JSON object per line (a stream such as
- * `connbeat events --json`). Rows are written as they come, so output of any length
- * streams in constant memory. Numbers stay numbers in JSON; text cells may
+ * `connbeat events --json`). Rows are written as they come, so output of
+ * any length streams in constant memory. Numbers stay numbers in JSON; text cells may
  * differ from the JSON value (a human duration in the table, milliseconds in
  * JSON).
  */

@@ -1435,8 +1435,7 @@ static int end_cycle(struct cb_reconciler *r, uint64_t now)
 			      memory_order_relaxed);
 	r->sw.last_cycle_sockets = r->sw.cycle_sockets;
 	r->sw.cycle_sockets = 0;
-	r->sw.cycle++;
-	r->sw.cycle_start_ns = now; /* again when it is planned */
+	r->sw.cycle++; /* its start is set when it is planned */
 	r->sw.pos = 0;
 	r->sw.planned = false;
 	return err;
@@ -1564,7 +1563,6 @@ static uint64_t sweep_lookups(struct cb_reconciler *r, uint64_t left)
 		struct ns_entry *e = ns_find(r, v->netns);
 		struct look_ctx lc = { .r = r, .netns = v->netns, .t0 = e ? e->sweep_t0 : 0 };
 		size_t k = 0;
-
 		uint8_t *unreached;
 		int ret;
 
